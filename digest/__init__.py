@@ -1,0 +1,1 @@
+"""digest: a monthly link-digest publishing pipeline."""

@@ -1,0 +1,5 @@
+"""python -m digest"""
+
+from digest.cli import main
+
+main()

@@ -1,0 +1,306 @@
+"""The `digest` command: parse, call one library function, print. Heavy imports happen per command."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.errors import DigestError
+
+EPILOG_HELP = "Run 'digest COMMAND --help' for a command's options and examples."
+
+
+class Month(click.ParamType):
+    """YYYY-MM on the command line -> the first day of that month."""
+
+    name = "YYYY-MM"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        match = re.fullmatch(r"(\d{4})-(\d{1,2})", str(value).strip())
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            self.fail(f"{value!r} is not a month: use YYYY-MM, such as 2025-02", param, ctx)
+        return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+MONTH = Month()
+
+
+class SuggestingGroup(click.Group):
+    """A mistyped command gets 'Did you mean ...?' (click already does this for options)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            close = difflib.get_close_matches(name, self.list_commands(ctx), 1, 0.5)
+            if close and "No such command" in str(exc):
+                raise click.UsageError(f"No such command '{name}'. Did you mean '{close[0]}'?", ctx) from None
+            raise
+
+
+class Context:
+    """Loads digest.toml on first use, so --help never needs one."""
+
+    def __init__(self, config_path: Path | None):
+        self.config_path = config_path
+        self._config = None
+
+    @property
+    def config(self):
+        if self._config is None:
+            from digest.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(cls=SuggestingGroup, epilog=EPILOG_HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="DIGEST_CONFIG", help="Site config file. Default: ./digest.toml (or $DIGEST_CONFIG).")
+@click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.version_option(package_name="digest", message="digest %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool) -> None:
+    """digest: a monthly link digest, as an email, feeds and a web archive.
+
+    \b
+    Write one Markdown file per link under content/, then at the end of the month:
+      digest check                  every problem in content/, at once
+      digest build --month 2025-02  email, feeds and archive into output/
+      digest send --dry-run         what would be sent, sending nothing
+      digest publish                the monthly job: check, build, publish, send
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    _setup_logging(level)
+    ctx.obj = Context(config_path)
+
+
+def _setup_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+def echo(message: str = "", err: bool = False) -> None:
+    click.echo(message, err=err)
+
+
+# -- content -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--month", type=MONTH, help="Also run the pre-send checks on this month's email.")
+@pass_ctx
+def check(obj: Context, month: date | None) -> None:
+    """Report every problem in content/ at once; exit 1 if there are errors.
+
+    \b
+    With --month, also check that month's rendered email: the HTML is under
+    Gmail's clipping size, declares color-scheme, has the unsubscribe link,
+    every link in it is in the text part too, and no link was sent before.
+    Use it in your own CI before the month ends.
+
+    \b
+    Examples:
+      digest check
+      digest check --month 2025-02
+    """
+    from digest.publish import check as run_check
+
+    report = run_check(obj.config, month)
+    errors = [p for p in report.problems if not p.warning]
+    warnings = [p for p in report.problems if p.warning]
+    for problem in errors:
+        echo(f"error: {problem}")
+    for problem in warnings:
+        echo(f"warning: {problem}")
+    scope = f"content and the {report.month} email" if report.month else "content"
+    if errors:
+        echo(f"{len(errors)} error{'s' if len(errors) != 1 else ''}, {len(warnings)} warning{'s' if len(warnings) != 1 else ''} in {scope}")
+        raise SystemExit(1)
+    echo(f"ok: {scope} is valid ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})")
+
+
+@cli.command()
+@click.argument("url", required=False)
+@click.option("--title", required=True, help="The link's title, as the reader will see it.")
+@click.option("--section", help="One of the sections in digest.toml. Default: the first.")
+@click.option("--source", help="The publication or author.")
+@click.option("--note", default="", help="Your commentary (Markdown).")
+@click.option("--quote", help="A pull quote from the piece.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
+@click.option("--date", "when", help="YYYY-MM-DD or an ISO datetime. Default: now.")
+@pass_ctx
+def add(obj: Context, url: str | None, title: str, section: str | None, source: str | None, note: str, quote: str | None, tags: tuple[str, ...], when: str | None) -> None:
+    """Save a link as content/YYYY/MM/<slug>.md.
+
+    \b
+    Examples:
+      digest add https://gwern.net/subculture --title "The Melancholy of Subculture Society" \\
+          --source Gwern --section "Articles and Blogs" --note "A musing on how the internet segregates us."
+      digest add --title "Phi-4 Technical Report" --date 2024-12-20   # no URL: a warning, not an error
+    """
+    from digest.adding import add_entry
+
+    path, problems = add_entry(obj.config, url=url, title=title, section=section, source=source, note=note, quote=quote, tags=tags, when=when)
+    for problem in problems:
+        echo(f"warning: {problem}", err=True)
+    echo(f"wrote {path}")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def import_(obj: Context, files: tuple[Path, ...]) -> None:
+    """Turn old monthly archives into entry files under content/.
+
+    \b
+    Understands a Jekyll "Link Archive" post (**[Title](url)** lines with
+    bullet commentary) and a plain-text "2024 December - What I Have Read"
+    month (section headings, "Title - Source [Link]" lines, "― " quote
+    attributions). Importing the same file again writes nothing new.
+
+    \b
+    Example:
+      digest import _posts/2025-02-28-link-archive.md notes/2024-december.txt
+    """
+    from digest.importers import import_files
+
+    report = import_files(obj.config, list(files))
+    for problem in report.problems:
+        echo(f"warning: {problem}", err=True)
+    echo(f"imported {len(report.written)} entries from {len(files)} file{'s' if len(files) != 1 else ''}")
+
+
+# -- the month ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--month", type=MONTH, help="Default: the latest month with entries.")
+@pass_ctx
+def build(obj: Context, month: date | None) -> None:
+    """Write the email (HTML and text), the feeds and the web archive into the output folder.
+
+    \b
+    Examples:
+      digest build
+      digest build --month 2024-12
+    """
+    from digest import publish
+
+    result = publish.build(obj.config, month)
+    _print_build(result, obj.config)
+
+
+def _print_build(result: Any, config: Any) -> None:
+    size = len(result.email.html.encode())
+    echo(f"built {result.issue.key}: {len(result.issue.entries)} entries, email {size / 1000:.0f} KB, site and feeds in {_shown(config.paths.output / 'site', config)}")
+
+
+def _shown(path: Path, config: Any) -> Path:
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+@cli.command()
+@click.option("--month", type=MONTH, help="Default: the latest month with entries.")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="Send a test copy to ADDRESS only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Render and report what would be sent; send nothing.")
+@click.option("--adapter", type=click.Choice(["outbox", "console", "smtp"]), help="Override [delivery] adapter.")
+@pass_ctx
+def send(obj: Context, month: date | None, to: tuple[str, ...], dry_run: bool, adapter: str | None) -> None:
+    """Build the month and hand the email to the mail adapter.
+
+    \b
+    Examples:
+      digest send --dry-run
+      digest send --month 2025-02 --to me@example.com
+      digest send --adapter console
+    """
+    from digest import publish
+
+    result = publish.build(obj.config, month)
+    recipients = list(to) or list(obj.config.delivery.recipients)
+    _deliver(obj, result, recipients, dry_run=dry_run, adapter=adapter, test=bool(to))
+
+
+def _deliver(obj: Context, result: Any, recipients: list[str], *, dry_run: bool, adapter: str | None, test: bool) -> None:
+    from digest import publish
+
+    config = obj.config
+    if not recipients:
+        raise DigestError("no recipients: list your address under [delivery] recipients in digest.toml, or pass --to")
+    if dry_run:
+        echo(f"dry run: would send {result.issue.key} ({result.issue.subject!r}) to {len(recipients)} recipient(s) via {adapter or config.delivery.adapter}; nothing sent")
+        return
+    report = publish.send_copies(config, result, recipients, adapter=adapter, test=test)
+    for address, outcome in report.results:
+        echo(f"{outcome.status}: {address}" + (f" ({outcome.detail})" if outcome.detail else ""))
+    echo(f"sent {result.issue.key} to {len(report.results) - report.failed} of {len(report.results)} via {adapter or config.delivery.adapter}")
+    if report.failed:
+        raise SystemExit(1)
+
+
+@cli.command("publish")
+@click.option("--month", type=MONTH, help="Default: the latest month with entries.")
+@click.option("--adapter", type=click.Choice(["outbox", "console", "smtp"]), help="Override [delivery] adapter.")
+@pass_ctx
+def publish_cmd(obj: Context, month: date | None, adapter: str | None) -> None:
+    """The monthly job: check the content, build, publish the site and feeds, send.
+
+    \b
+    Example:
+      digest publish --month 2025-02
+    """
+    from digest import publish
+
+    result = publish.build(obj.config, month)
+    _print_build(result, obj.config)
+    _deliver(obj, result, list(obj.config.delivery.recipients), dry_run=False, adapter=adapter, test=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: DigestError prints as one line (exit 1), usage errors exit 2, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="digest", standalone_mode=False)
+    except click.exceptions.Abort:
+        echo("aborted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except DigestError as exc:
+        echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        echo("interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+__all__ = ["main", "cli"]

@@ -1,0 +1,263 @@
+"""Walk content/, apply the cross-file rules, and group a month's entries into an `Issue`."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import os
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from digest.config import Config
+from digest.content import MAX_ENTRY_BYTES, Entry, parse_entry, with_html
+from digest.errors import ContentError, NothingToDo, Problem
+from digest.files import is_inside, write_atomic
+
+log = logging.getLogger(__name__)
+ENTRY_SUFFIXES = (".md", ".markdown")
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class SectionGroup:
+    name: str
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One month's digest: what every renderer and the sender work from."""
+
+    key: str  # "2025-02": stable identity, used in URLs, feed ids and the delivery log
+    month: date
+    subject: str
+    preheader: str
+    permalink: str
+    sections: tuple[SectionGroup, ...]
+    published: datetime  # the newest entry's date: stable across rebuilds
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(e for s in self.sections for e in s.entries)
+
+    @property
+    def title(self) -> str:
+        return f"{calendar.month_name[self.month.month]} {self.month.year}"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Every valid entry in content/, and every problem found on the way."""
+
+    config: Config
+    entries: tuple[Entry, ...]
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.warning)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.warning)
+
+    def months(self) -> list[date]:
+        """Months with at least one published (non-draft) entry, oldest first."""
+        return sorted({month_of(e.date, self.config.site.tz) for e in self.entries if not e.draft})
+
+    @property
+    def latest_month(self) -> date:
+        months = self.months()
+        if not months:
+            raise NothingToDo(f"no entries in {self.config.paths.content}: add one with 'digest add URL --title ...'")
+        return months[-1]
+
+    def issue(self, month: date) -> Issue:
+        """The issue for `month`; NothingToDo if it has no published entries."""
+        tz = self.config.site.tz
+        chosen = [e for e in self.entries if not e.draft and month_of(e.date, tz) == month]
+        if not chosen:
+            raise NothingToDo(f"no entries for {month:%Y-%m}: nothing to build or send")
+        return make_issue(month, [with_html(e) for e in chosen], self.config)
+
+    def recent(self, count: int) -> tuple[Issue, ...]:
+        """The newest `count` issues, oldest first (the order feeds are written in)."""
+        return tuple(self.issue(m) for m in self.months()[-count:])
+
+
+def month_of(when: datetime, tz: tzinfo) -> date:
+    """The month `when` falls in, in the site's time zone (00:30 local on the 1st is the new month)."""
+    local = when.astimezone(tz)
+    return date(local.year, local.month, 1)
+
+
+def month_bounds(month: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """Half-open [start, end) of `month` in `tz`."""
+    start = datetime(month.year, month.month, 1, tzinfo=tz)
+    nxt = (start.replace(tzinfo=None) + timedelta(days=32)).replace(day=1)
+    return start, nxt.replace(tzinfo=tz)
+
+
+def make_issue(month: date, entries: list[Entry], config: Config) -> Issue:
+    order = {name: i for i, name in enumerate(config.site.sections)}
+    entries.sort(key=lambda e: (order[e.section], e.date, e.path.name))
+    groups = [SectionGroup(s, tuple(e for e in entries if e.section == s)) for s in config.site.sections]
+    key = f"{month:%Y-%m}"
+    subject = config.email.subject.format(
+        title=config.site.title,
+        month_name=calendar.month_name[month.month],
+        month=f"{month:%m}",
+        year=month.year,
+        key=key,
+        count=len(entries),
+    )
+    return Issue(
+        key=key,
+        month=month,
+        subject=subject,
+        preheader=_preheader(entries),
+        permalink=f"{config.site.base_url}{month:%Y/%m}/",
+        sections=tuple(g for g in groups if g.entries),
+        published=max(e.date for e in entries),
+    )
+
+
+def _preheader(entries: list[Entry], limit: int = 140) -> str:
+    count = f"{len(entries)} link{'s' if len(entries) != 1 else ''} this month: "
+    text = count + "; ".join(e.title for e in entries)
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def load_archive(config: Config, *, strict: bool = True) -> Archive:
+    """Read every entry file (through a stat-keyed cache); with `strict`, any error raises."""
+    scanned = _Scanner(config).scan()
+    problems = list(scanned.problems) + _duplicate_urls(scanned.entries, config)
+    archive = Archive(config, scanned.entries, tuple(problems))
+    if strict and archive.errors:
+        raise ContentError(archive.errors)
+    return archive
+
+
+def _duplicate_urls(entries: tuple[Entry, ...], config: Config) -> list[Problem]:
+    seen: dict[tuple[date, str], Entry] = {}
+    problems = []
+    for entry in sorted(entries, key=lambda e: (e.date, str(e.path))):
+        if entry.url is None or entry.draft:
+            continue
+        key = (month_of(entry.date, config.site.tz), _normal_url(entry.url))
+        first = seen.setdefault(key, entry)
+        if first is not entry:
+            problems.append(
+                Problem(
+                    display_path(entry.path, config),
+                    f"same url as {display_path(first.path, config)} in {key[0]:%Y-%m}: {entry.url}",
+                    None,
+                    "merge the two entries or remove one",
+                )
+            )
+    return problems
+
+
+def _normal_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}?{parts.query}#{parts.fragment}"
+
+
+def display_path(path: Path, config: Config) -> Path:
+    """Paths in messages are relative to the project folder, as the writer sees them."""
+    try:
+        return path.relative_to(config.root)
+    except ValueError:
+        return path
+
+
+@dataclass(frozen=True)
+class _Scan:
+    entries: tuple[Entry, ...]
+    problems: tuple[Problem, ...]
+
+
+class _Scanner:
+    """Walks content/ and parses only files whose (mtime, size) changed since the last run."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.root = config.paths.content
+        self.cache_path = config.var_dir / "cache" / "content.pickle"
+        self.fingerprint = (CACHE_VERSION, config.site.sections, config.site.timezone, str(self.root))
+
+    def scan(self) -> _Scan:
+        if not self.root.is_dir():
+            problem = Problem(display_path(self.root, self.config), "content folder not found", hint="create it, or set [paths] content in digest.toml")
+            return _Scan((), (problem,))
+        old = self._load_cache()
+        new: dict[str, tuple] = {}
+        entries: list[Entry] = []
+        problems: list[Problem] = []
+        for path, stat, problem in self._walk():
+            if problem:
+                problems.append(problem)
+                continue
+            key = str(path)
+            cached = old.get(key)
+            if cached is None or cached[0] != (stat.st_mtime_ns, stat.st_size):
+                entry, found = self._parse(path)
+                cached = ((stat.st_mtime_ns, stat.st_size), entry, tuple(found))
+            new[key] = cached
+            if cached[1] is not None:
+                entries.append(cached[1])
+            problems.extend(cached[2])
+        if new != old:
+            self._save_cache(new)
+        return _Scan(tuple(entries), tuple(problems))
+
+    def _parse(self, path: Path) -> tuple[Entry | None, list[Problem]]:
+        shown = display_path(path, self.config)
+        try:
+            raw = _read_limited(path)
+        except OSError as exc:
+            return None, [Problem(shown, f"cannot read file: {exc.strerror}")]
+        entry, problems = parse_entry(path, raw, self.config.site.sections, self.config.site.tz)
+        return entry, [Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems]
+
+    def _walk(self) -> Iterator[tuple[Path, os.stat_result, Problem | None]]:
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            with os.scandir(folder) as it:
+                items = sorted(it, key=lambda d: d.name)
+            for item in items:
+                if item.name.startswith("."):
+                    continue
+                path = Path(item.path)
+                if item.is_symlink() and not is_inside(path, self.root):
+                    yield path, None, Problem(display_path(path, self.config), "symlink points outside the content folder", hint="copy the file into content/ instead")  # type: ignore[misc]
+                elif item.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif item.name.endswith(ENTRY_SUFFIXES) and item.is_file():
+                    yield path, item.stat(), None
+
+    def _load_cache(self) -> dict[str, tuple]:
+        try:
+            with open(self.cache_path, "rb") as handle:
+                data = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+            return {}
+        return data["files"] if isinstance(data, dict) and data.get("fingerprint") == self.fingerprint else {}
+
+    def _save_cache(self, files: dict[str, tuple]) -> None:
+        data = pickle.dumps({"fingerprint": self.fingerprint, "files": files}, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            write_atomic(self.cache_path, data)
+        except OSError as exc:  # a read-only checkout still builds, only slower
+            log.debug("content cache not written: %s", exc)
+
+
+def _read_limited(path: Path) -> bytes:
+    """Read at most one byte past the entry size limit, so a huge file costs no memory."""
+    with open(path, "rb") as handle:
+        return handle.read(MAX_ENTRY_BYTES + 1)

@@ -1,0 +1,266 @@
+"""digest.toml -> a frozen, validated `Config`; every bad key is named with its line."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import tzinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from digest.errors import ConfigError, Problem
+
+CONFIG_NAME = "digest.toml"
+SUBJECT_FIELDS = {"title", "month_name", "month", "year", "key", "count"}
+
+
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+Text = Annotated[str, AfterValidator(_nonblank)]
+Address = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(Section):
+    title: Text
+    description: Text
+    author: Text
+    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    base_url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    timezone: str = "UTC"
+    sections: tuple[Text, ...] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @field_validator("sections")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen = {s.casefold() for s in value}
+        if len(seen) != len(value):
+            raise ValueError("sections must be unique")
+        return value
+
+    @property
+    def tz(self) -> tzinfo:
+        return ZoneInfo(self.timezone)
+
+
+class SenderConfig(Section):
+    name: Text
+    address: Address
+    reply_to: Address | None = None
+
+
+class PathsConfig(Section):
+    content: Path = Path("content")
+    templates: Path = Path("templates")
+    output: Path = Path("output")
+    outbox: Path = Path("outbox")
+
+
+class EmailConfig(Section):
+    subject: Text = "{title}: {month_name} {year}"
+    max_html_bytes: int = Field(100_000, gt=0)
+
+    @field_validator("subject")
+    @classmethod
+    def _fields(cls, value: str) -> str:
+        used = set(re.findall(r"{(\w*)[^}]*}", value))
+        unknown = used - SUBJECT_FIELDS
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}}; use {', '.join(sorted(SUBJECT_FIELDS))}"
+            )
+        return value
+
+
+class FeedsConfig(Section):
+    keep: int = Field(12, ge=1, le=1000)
+
+
+class DeliveryConfig(Section):
+    adapter: Literal["outbox", "console", "smtp"] = "outbox"
+    recipients: tuple[Address, ...] = ()
+    max_attempts: int = Field(5, ge=1, le=100)
+    retry_backoff: float = Field(30.0, ge=0)
+    bounce_after: int = Field(1, ge=1)
+    batch_size: int = Field(100, ge=1, le=10_000)
+    list_id: str | None = None
+
+
+class SmtpConfig(Section):
+    host: Text = "localhost"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    connections: int = Field(1, ge=1, le=64)
+    rate: float = Field(0.0, ge=0)
+    timeout: float = Field(30.0, gt=0)
+
+
+class DkimConfig(Section):
+    selector: Text
+    domain: Text
+    key_file: Path
+
+
+class StoreConfig(Section):
+    url: str = "sqlite:///var/digest.sqlite"
+
+
+class ScheduleConfig(Section):
+    day: str = "last"
+    hour: str = "22"
+    minute: str = "0"
+    month: str = "*"
+    day_of_week: str = "*"
+    mode: Literal["send", "draft"] = "send"
+    misfire_grace_hours: float = Field(12.0, gt=0)
+
+
+class WebConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(16_384, ge=1024)
+    subscribe_limit: int = Field(5, ge=1)
+    subscribe_window_minutes: float = Field(60.0, gt=0)
+
+
+class Config(Section):
+    site: SiteConfig
+    sender: SenderConfig
+    paths: PathsConfig = PathsConfig()
+    email: EmailConfig = EmailConfig()
+    feeds: FeedsConfig = FeedsConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    dkim: DkimConfig | None = None
+    store: StoreConfig = StoreConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    web: WebConfig = WebConfig()
+    root: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Config:
+        """Paths in the file are relative to the file, not to wherever digest runs."""
+        paths = {name: self.root / getattr(self.paths, name) for name in PathsConfig.model_fields}
+        object.__setattr__(self, "paths", PathsConfig(**paths))
+        if self.dkim is not None:
+            dkim = self.dkim.model_copy(update={"key_file": self.root / self.dkim.key_file})
+            object.__setattr__(self, "dkim", dkim)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """DIGEST_DATABASE_URL wins; relative SQLite paths resolve against the config's folder."""
+        url = os.environ.get("DIGEST_DATABASE_URL") or self.store.url
+        match = re.match(r"^sqlite(\+\w+)?:///(?!/)(.+)$", url)
+        if match and match.group(2) != ":memory:":
+            url = f"sqlite{match.group(1) or ''}:///{self.root / match.group(2)}"
+        return url
+
+    @property
+    def var_dir(self) -> Path:
+        return self.root / "var"
+
+
+def find_config(explicit: Path | str | None = None) -> Path:
+    """--config wins, then DIGEST_CONFIG, then ./digest.toml."""
+    candidate = explicit or os.environ.get("DIGEST_CONFIG") or CONFIG_NAME
+    path = Path(candidate)
+    if not path.is_file():
+        raise ConfigError(
+            [Problem(path, "config file not found", hint="run digest in the folder with digest.toml, or pass --config PATH")]
+        )
+    return path
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate digest.toml, reporting every bad key at once."""
+    path = find_config(path)
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise ConfigError([Problem(path, f"not valid TOML: {exc}", int(line.group(1)) if line else None)]) from None
+    if "root" in data:
+        raise ConfigError([Problem(path, "unknown key 'root'", _line_of(text, ("root",)))])
+    try:
+        return Config(**data, root=path.resolve().parent)
+    except ValidationError as exc:
+        raise ConfigError(_problems(path, text, exc)) from None
+
+
+def _problems(path: Path, text: str, exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
+        key = ".".join(loc) or "(top level)"
+        message = _explain(error)
+        problems.append(Problem(path, f"{key}: {message}", _line_of(text, loc)))
+    return problems
+
+
+def _explain(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the README for the keys this table takes)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} is not a valid value here"
+    message = error["msg"].removeprefix("Value error, ")
+    if "input" in error and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def _line_of(text: str, loc: tuple[str, ...]) -> int | None:
+    """Best-effort 1-based line of `table.key` in the TOML text, for the error message."""
+    if not loc:
+        return None
+    table, key = (".".join(loc[:-1]), loc[-1]) if len(loc) > 1 else ("", loc[0])
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([\w.\-]+)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if current == ".".join(loc):
+                return number
+            continue
+        if current == table and re.match(rf"^[\"']?{re.escape(key)}[\"']?\s*=", stripped):
+            return number
+    return None

@@ -1,0 +1,80 @@
+"""The mail adapter interface every transport implements, and the types that cross it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar, Self
+
+from digest.errors import DeliveryError
+
+
+class SendStatus(StrEnum):
+    SENT = "sent"  # accepted by the transport; never send again
+    DEFERRED = "deferred"  # temporary (4xx, timeout, dropped connection); dispatch retries with backoff
+    REJECTED = "rejected"  # permanent for this address (5xx); counts toward bounced
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One recipient's finished message: the exact bytes that go on the wire (and get DKIM-signed)."""
+
+    recipient: str
+    sender: str  # the envelope sender (MAIL FROM)
+    message_id: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str
+    status: SendStatus
+    detail: str = ""
+
+
+class Deferred(Exception):
+    """Raised by `_transmit` for a temporary failure: try again later."""
+
+
+class Rejected(Exception):
+    """Raised by `_transmit` when the server refuses this recipient for good."""
+
+
+class MailAdapter(ABC):
+    """Connects, sends one message at a time, reports each outcome, closes.
+
+    An adapter never retries, sleeps or touches the store: dispatch owns claims, pacing,
+    backoff, bounces and the delivery ledger. Only a transport that cannot work at all
+    raises DeliveryError; the next `send` after a dropped connection reopens it.
+    """
+
+    name: ClassVar[str]
+
+    def open(self) -> None:  # noqa: B027 - most transports need no session
+        """Prepare the transport; DeliveryError with a hint if it is unusable."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release the transport; safe to call twice."""
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        try:
+            self._transmit(message)
+        except Deferred as exc:
+            return SendResult(message.message_id, SendStatus.DEFERRED, str(exc))
+        except Rejected as exc:
+            return SendResult(message.message_id, SendStatus.REJECTED, str(exc))
+        return SendResult(message.message_id, SendStatus.SENT)
+
+    @abstractmethod
+    def _transmit(self, message: OutgoingMessage) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+__all__ = ["DeliveryError", "MailAdapter", "OutgoingMessage", "SendResult", "SendStatus", "Deferred", "Rejected"]

@@ -1,0 +1,87 @@
+"""Issues -> RSS 2.0, Atom 1.0 and JSON Feed 1.1: one item per issue, ids stable across rebuilds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from digest.collect import Issue
+from digest.config import Config
+
+
+@dataclass(frozen=True)
+class Feeds:
+    rss: bytes
+    atom: bytes
+    json: bytes
+
+
+def item_id(issue: Issue, config: Config) -> str:
+    """A tag: URI (RFC 4151) from the site's host and the issue's month: never from build time."""
+    return f"tag:{urlsplit(config.site.base_url).hostname},{issue.month:%Y-%m}-01:issue-{issue.key}"
+
+
+def render_feeds(issues: Sequence[Issue], articles: dict[str, str], config: Config) -> Feeds:
+    """`issues` oldest first; each item's content is the issue's web article."""
+    return Feeds(
+        rss=_xml_feed(issues, articles, config, atom=False),
+        atom=_xml_feed(issues, articles, config, atom=True),
+        json=_json_feed(issues, articles, config),
+    )
+
+
+def _xml_feed(issues: Sequence[Issue], articles: dict[str, str], config: Config, *, atom: bool) -> bytes:
+    from feedgen.feed import FeedGenerator
+
+    site, base = config.site, config.site.base_url
+    fg = FeedGenerator()
+    fg.id(base)
+    fg.title(site.title)
+    fg.subtitle(site.description) if atom else fg.description(site.description)
+    fg.author({"name": site.author})
+    fg.language(site.language)
+    fg.generator("digest")
+    # feedgen takes RSS <link> from the last call: self first, alternate last
+    fg.link(href=base + ("atom.xml" if atom else "feed.xml"), rel="self")
+    fg.link(href=base, rel="alternate")
+    if issues:
+        fg.updated(max(i.published for i in issues))
+    for issue in issues:
+        entry = fg.add_entry(order="prepend")  # newest first in the document
+        entry.id(item_id(issue, config))
+        entry.title(issue.subject)
+        entry.link(href=issue.permalink)
+        entry.published(issue.published)
+        entry.updated(issue.published)
+        entry.description(issue.preheader)
+        entry.content(articles[issue.key], type="html")
+    return fg.atom_str(pretty=True) if atom else fg.rss_str(pretty=True)
+
+
+def _json_feed(issues: Sequence[Issue], articles: dict[str, str], config: Config) -> bytes:
+    site, base = config.site, config.site.base_url
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": site.title,
+        "home_page_url": base,
+        "feed_url": base + "feed.json",
+        "description": site.description,
+        "language": site.language,
+        "authors": [{"name": site.author}],
+        "items": [
+            {
+                "id": item_id(issue, config),
+                "url": issue.permalink,
+                "title": issue.subject,
+                "summary": issue.preheader,
+                "content_html": articles[issue.key],
+                "date_published": issue.published.isoformat(),
+                "date_modified": issue.published.isoformat(),
+                "tags": [s.name for s in issue.sections],
+            }
+            for issue in reversed(issues)
+        ],
+    }
+    return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"

@@ -1,0 +1,93 @@
+"""Signed tokens for unsubscribe and confirmation links, and the secret that signs them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.files import write_atomic
+
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # a confirmation link works for a week
+SECRET_ENV = "DIGEST_SECRET_KEY"
+
+
+class TokenError(DigestError):
+    """A token that was tampered with, belongs to another purpose, or has expired."""
+
+    def __init__(self, message: str, expired: bool = False):
+        self.expired = expired
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TokenSubject:
+    """Who a token speaks for: the address, and the subscriber row when there is one."""
+
+    address: str
+    subscriber_id: int | None = None
+
+
+def secret_key(config: Config) -> str:
+    """DIGEST_SECRET_KEY, or a random key kept in var/secret.key (created on first use, mode 0600)."""
+    value = os.environ.get(SECRET_ENV)
+    if value:
+        return value
+    path = config.var_dir / "secret.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        write_atomic(path, secrets.token_urlsafe(32), mode=0o600)
+        return path.read_text().strip()
+
+
+def _serializer(secret: str, purpose: str):
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(secret, salt=f"digest.{purpose}")
+
+
+def make_token(secret: str, purpose: str, subject: TokenSubject) -> str:
+    return _serializer(secret, purpose).dumps([subject.address.lower(), subject.subscriber_id])
+
+
+def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> TokenSubject:
+    """The subject of a valid token; TokenError (never a traceback) for anything else."""
+    from itsdangerous import BadSignature, SignatureExpired
+
+    if len(token) > 512:
+        raise TokenError("this link is not valid: it is too long")
+    try:
+        address, subscriber_id = _serializer(secret, purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenError("this link has expired", expired=True) from None
+    except (BadSignature, ValueError, TypeError):
+        raise TokenError("this link is not valid: it may have been cut short or altered") from None
+    if not isinstance(address, str) or not (subscriber_id is None or isinstance(subscriber_id, int)):
+        raise TokenError("this link is not valid")
+    return TokenSubject(address, subscriber_id)
+
+
+def unsubscribe_url(config: Config, secret: str, subject: TokenSubject) -> str:
+    return f"{config.site.base_url}unsubscribe/{make_token(secret, 'unsubscribe', subject)}"
+
+
+def confirm_url(config: Config, secret: str, subject: TokenSubject) -> str:
+    return f"{config.site.base_url}confirm/{make_token(secret, 'confirm', subject)}"
+
+
+def message_id(secret: str, issue_key: str, address: str, domain: str) -> str:
+    """The same Message-ID for the same (issue, address) on every attempt, without exposing the address."""
+    digest = hmac.new(secret.encode(), f"{issue_key}|{address.lower()}".encode(), hashlib.sha256)
+    return f"<{issue_key}.{digest.hexdigest()[:24]}@{domain}>"
+
+
+def sender_domain(config: Config) -> str:
+    return config.sender.address.rsplit("@", 1)[1].lower()
+
+
+__all__ = ["TokenError", "TokenSubject", "secret_key", "make_token", "read_token", "unsubscribe_url", "confirm_url", "message_id"]
