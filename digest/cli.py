@@ -211,64 +211,93 @@ def build(obj: Context, month: date | None) -> None:
     """
     from digest import publish
 
-    result = publish.build(obj.config, month)
-    _print_build(result, obj.config)
+    _print_build(publish.build(obj.config, month))
 
 
-def _print_build(result: Any, config: Any) -> None:
-    size = len(result.email.html.encode())
-    echo(f"built {result.issue.key}: {len(result.issue.entries)} entries, email {size / 1000:.0f} KB, site and feeds in {_shown(config.paths.output / 'site', config)}")
+def _print_build(rendered: Any) -> None:
+    size = len(rendered.email.html.encode())
+    echo(f"built {rendered.issue.key}: {len(rendered.issue.entries)} entries, email {size / 1000:.0f} KB, site and feeds written")
 
 
-def _shown(path: Path, config: Any) -> Path:
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
+ADAPTER = click.Choice(["outbox", "console", "smtp"])
 
 
 @cli.command()
 @click.option("--month", type=MONTH, help="Default: the latest month with entries.")
-@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="Send a test copy to ADDRESS only (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Render and report what would be sent; send nothing.")
-@click.option("--adapter", type=click.Choice(["outbox", "console", "smtp"]), help="Override [delivery] adapter.")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="Send a test copy to ADDRESS only (repeatable); not logged.")
+@click.option("--preview", is_flag=True, help="Send a copy to the [delivery] recipients (your own addresses) only; not logged.")
+@click.option("--dry-run", is_flag=True, help="Render and report what would be sent; send and write nothing.")
+@click.option("--retry-failed", is_flag=True, help="Also retry this month's permanent failures.")
+@click.option("--adapter", type=ADAPTER, help="Override [delivery] adapter.")
 @pass_ctx
-def send(obj: Context, month: date | None, to: tuple[str, ...], dry_run: bool, adapter: str | None) -> None:
-    """Build the month and hand the email to the mail adapter.
+def send(obj: Context, month: date | None, to: tuple[str, ...], preview: bool, dry_run: bool, retry_failed: bool, adapter: str | None) -> None:
+    """Send the month's issue to every active subscriber who has not had it yet.
+
+    \b
+    Each delivery is recorded: run it again after a crash, Ctrl-C or a flaky
+    server, and it sends only what is left. Temporary failures are retried with
+    backoff; permanent ones are recorded (--retry-failed tries them again).
 
     \b
     Examples:
       digest send --dry-run
       digest send --month 2025-02 --to me@example.com
-      digest send --adapter console
+      digest send --preview --adapter console
+      digest send --month 2025-02 --retry-failed
     """
     from digest import publish
 
-    result = publish.build(obj.config, month)
-    recipients = list(to) or list(obj.config.delivery.recipients)
-    _deliver(obj, result, recipients, dry_run=dry_run, adapter=adapter, test=bool(to))
+    config = obj.config
+    rendered = publish.render(config, month) if dry_run or to or preview else publish.build(config, month)
+    if to or preview:
+        _send_copies(config, rendered, list(to) if to else list(config.delivery.recipients), adapter)
+        return
+    _send_to_subscribers(config, rendered, adapter=adapter, retry_failed=retry_failed, dry_run=dry_run)
 
 
-def _deliver(obj: Context, result: Any, recipients: list[str], *, dry_run: bool, adapter: str | None, test: bool) -> None:
+def _send_copies(config: Any, rendered: Any, addresses: list[str], adapter: str | None) -> None:
     from digest import publish
 
-    config = obj.config
-    if not recipients:
-        raise DigestError("no recipients: list your address under [delivery] recipients in digest.toml, or pass --to")
-    if dry_run:
-        echo(f"dry run: would send {result.issue.key} ({result.issue.subject!r}) to {len(recipients)} recipient(s) via {adapter or config.delivery.adapter}; nothing sent")
-        return
-    report = publish.send_copies(config, result, recipients, adapter=adapter, test=test)
+    if not addresses:
+        raise DigestError("no addresses: list yours under [delivery] recipients in digest.toml, or pass --to")
+    report = publish.send_copies(config, rendered, addresses, adapter=adapter)
     for address, outcome in report.results:
         echo(f"{outcome.status}: {address}" + (f" ({outcome.detail})" if outcome.detail else ""))
-    echo(f"sent {result.issue.key} to {len(report.results) - report.failed} of {len(report.results)} via {adapter or config.delivery.adapter}")
     if report.failed:
         raise SystemExit(1)
 
 
+def _send_to_subscribers(config: Any, rendered: Any, **options: Any) -> None:
+    from digest import publish
+    from digest.progress import SendProgress, stop_on_signals
+
+    if options.get("dry_run"):
+        report = publish.send(config, rendered, **options)
+        echo(f"dry run: {rendered.issue.key} ({rendered.issue.subject!r}) would go to {report.after['would_send']} subscriber(s); "
+             f"{report.already_sent} already have it; nothing sent")
+        return
+    with stop_on_signals() as stop, SendProgress(rendered.issue.key) as progress:
+        report = publish.send(config, rendered, stop=stop, on_progress=progress.update, **options)
+    _print_send(report)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _print_send(report: Any) -> None:
+    s = report.stats
+    echo(f"{report.issue_key}: sent {s.sent}, retried {s.retried}, failed {s.failed}, "
+         f"skipped {report.already_sent} already sent" + (f", resent {s.resent_unknown} whose outcome was unknown after a crash" if s.resent_unknown else ""))
+    if report.stopped:
+        echo(f"stopped: {report.remaining} left; run 'digest send --month {report.issue_key}' to finish")
+    elif report.remaining:
+        echo(f"{report.remaining} deliveries are still queued or held by another sender; 'digest status' shows them")
+    if s.failed:
+        echo(f"{s.failed} failed for good; 'digest status --month {report.issue_key}' lists them, --retry-failed tries again")
+
+
 @cli.command("publish")
 @click.option("--month", type=MONTH, help="Default: the latest month with entries.")
-@click.option("--adapter", type=click.Choice(["outbox", "console", "smtp"]), help="Override [delivery] adapter.")
+@click.option("--adapter", type=ADAPTER, help="Override [delivery] adapter.")
 @pass_ctx
 def publish_cmd(obj: Context, month: date | None, adapter: str | None) -> None:
     """The monthly job: check the content, build, publish the site and feeds, send.
@@ -279,9 +308,30 @@ def publish_cmd(obj: Context, month: date | None, adapter: str | None) -> None:
     """
     from digest import publish
 
-    result = publish.build(obj.config, month)
-    _print_build(result, obj.config)
-    _deliver(obj, result, list(obj.config.delivery.recipients), dry_run=False, adapter=adapter, test=False)
+    rendered = publish.build(obj.config, month)
+    _print_build(rendered)
+    _send_to_subscribers(obj.config, rendered, adapter=adapter)
+
+
+@cli.command()
+@click.option("--month", type=MONTH, help="One month's delivery log in detail.")
+@pass_ctx
+def status(obj: Context, month: date | None) -> None:
+    """Subscribers, each issue's deliveries, and the senders at work.
+
+    \b
+    Examples:
+      digest status
+      digest status --month 2025-02
+    """
+    from digest.status import render_status
+
+    echo(render_status(obj.config, month))
+
+
+from digest.cli_subscribers import subscribers  # noqa: E402  (registers the group below)
+
+cli.add_command(subscribers)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,74 +3,87 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digest import collect
 from digest.collect import Archive, Issue
 from digest.config import Config
-from digest.errors import Problem
+from digest.errors import NothingToDo, Problem
 from digest.files import write_atomic
+
+if TYPE_CHECKING:  # the renderers and the store load only when a command needs them
+    from digest.delivery.dispatch import RunStats
+    from digest.render.email import RenderedEmail
+    from digest.render.feed import Feeds
+    from digest.render.site import Page
+    from digest.store import Store
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Build:
+class Rendered:
+    """Every channel of a month, in memory: nothing is written until all of it rendered."""
+
     issue: Issue
-    email: object  # RenderedEmail; typed loosely so importing this module stays cheap
-    written: tuple[Path, ...]
-    warnings: tuple[str, ...] = ()
+    email: RenderedEmail
+    pages: tuple[Page, ...]
+    feeds: Feeds
 
 
-def choose_month(archive: Archive, month: date | None) -> Issue:
-    """The requested month's issue, or the latest month's; NothingToDo when empty."""
-    return archive.issue(month or archive.latest_month)
-
-
-def build(config: Config, month: date | None = None) -> Build:
-    """Render every channel first, so bad input writes nothing; then pages, feeds, email."""
+def render(config: Config, month: date | None = None) -> Rendered:
+    """Check all content, then render the month's email, the feeds and the whole archive."""
     from digest.render.email import render_email
     from digest.render.feed import render_feeds
     from digest.render.site import render_article, render_site
 
     archive = collect.load_archive(config)  # ContentError lists every problem
-    issue = choose_month(archive, month)
+    issues = {m: archive.issue(m) for m in archive.months()}
+    if not issues:
+        raise NothingToDo(f"no entries in {config.paths.content}: add one with 'digest add URL --title ...'")
+    issue = issues.get(month or max(issues)) or archive.issue(month)  # type: ignore[arg-type]
     _log_warnings(archive, issue)
-    email = render_email(issue, config)
-    issues = [archive.issue(m) for m in archive.months()]
-    articles = {i.key: render_article(i, config) for i in issues}
-    feeds = render_feeds(issues[-config.feeds.keep :], articles, config)
-    pages = render_site(issues, articles, config)
+    ordered = list(issues.values())
+    articles = {i.key: render_article(i, config) for i in ordered}
+    feeds = render_feeds(ordered[-config.feeds.keep :], articles, config)
+    return Rendered(issue, render_email(issue, config), render_site(ordered, articles, config), feeds)
+
+
+def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
+    """Pages before feeds (no feed item may link to a missing page), then the email files."""
     site = config.paths.output / "site"
-    written = []
-    for page in pages:  # pages before feeds: no feed item may link to a missing page
-        written.append(_write(site / page.path, page.body))
-    for name, body in (("feed.xml", feeds.rss), ("atom.xml", feeds.atom), ("feed.json", feeds.json)):
-        written.append(_write(site / name, body))
+    feeds = rendered.feeds
+    files = [(site / page.path, page.body) for page in rendered.pages]
+    files += [(site / "feed.xml", feeds.rss), (site / "atom.xml", feeds.atom), (site / "feed.json", feeds.json)]
     emails = config.paths.output / "email"
-    written.append(_write(emails / f"{issue.key}.html", email.html))
-    written.append(_write(emails / f"{issue.key}.txt", email.text))
-    log.info("built %s: %d entries, %d files", issue.key, len(issue.entries), len(written))
-    return Build(issue, email, tuple(written), email.warnings)
+    files += [(emails / f"{rendered.issue.key}.html", rendered.email.html), (emails / f"{rendered.issue.key}.txt", rendered.email.text)]
+    for path, body in files:
+        write_atomic(path, body)
+    log.info("built %s: %d entries, %d files", rendered.issue.key, len(rendered.issue.entries), len(files))
+    return tuple(path for path, _ in files)
+
+
+def build(config: Config, month: date | None = None) -> Rendered:
+    """Render every channel first, so bad input writes nothing; then write them."""
+    rendered = render(config, month)
+    write(rendered, config)
+    return rendered
 
 
 def _log_warnings(archive: Archive, issue: Issue) -> None:
     """The month's own warnings one by one; the rest of the archive's as a count."""
-    mine = {str(e.path.name) for e in issue.entries}
+    mine = {e.path.name for e in issue.entries}
     own = [w for w in archive.warnings if Path(str(w.path)).name in mine]
     for warning in own:
         log.warning("%s", warning)
-    others = len(archive.warnings) - len(own)
-    if others:
-        log.info("%d warning(s) in other months' entries: 'digest check' lists them", others)
-
-
-def _write(path: Path, body: bytes | str) -> Path:
-    write_atomic(path, body)
-    return path
+    if len(archive.warnings) > len(own):
+        log.info("%d warning(s) in other months' entries: 'digest check' lists them", len(archive.warnings) - len(own))
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,9 @@ def check(config: Config, month: date | None = None) -> CheckReport:
     return CheckReport(issue.key, tuple(problems))
 
 
+# -- sending ------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class CopyReport:
     """What a send to a fixed list of addresses (test copies, previews) did."""
@@ -110,23 +126,95 @@ class CopyReport:
         return sum(1 for _, r in self.results if r.status != "sent")
 
 
-def send_copies(config: Config, build: Build, addresses: list[str], *, adapter: str | None = None, test: bool = True) -> CopyReport:
-    """Send the built issue to `addresses` only; nothing is recorded in the delivery log."""
+def send_copies(config: Config, rendered: Rendered, addresses: list[str], *, adapter: str | None = None) -> CopyReport:
+    """Test copies and previews: each gets its own Message-ID; nothing goes in the delivery log."""
     from digest import tokens
     from digest.delivery import make_adapter
     from digest.delivery.message import Composer, Recipient
 
     secret = tokens.secret_key(config)
-    domain = tokens.sender_domain(config)
-    composer = Composer(build.email, config)
+    composer = Composer(rendered.email, config)
     results = []
     with make_adapter(config, adapter) as transport:
         for address in addresses:
-            key = f"{build.issue.key}.test-{uuid.uuid4().hex[:10]}" if test else build.issue.key
+            key = f"{rendered.issue.key}.test-{uuid.uuid4().hex[:10]}"
             recipient = Recipient(
                 address=address,
-                message_id=tokens.message_id(secret, key, address, domain),
+                message_id=tokens.message_id(secret, key, address, tokens.sender_domain(config)),
                 unsubscribe_url=tokens.unsubscribe_url(config, secret, tokens.TokenSubject(address)),
             )
             results.append((address, transport.send(composer.compose(recipient))))
-    return CopyReport(build.issue.key, tuple(results))
+    return CopyReport(rendered.issue.key, tuple(results))
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """One `send` run: this run's counters and the issue's ledger before and after it."""
+
+    issue_key: str
+    stats: RunStats | None  # None for a dry run
+    before: dict[str, int]
+    after: dict[str, int]
+    stopped: bool = False
+
+    @property
+    def already_sent(self) -> int:
+        return self.before.get("sent", 0)
+
+    @property
+    def remaining(self) -> int:
+        return self.after.get("queued", 0) + self.after.get("sending", 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.stats is None or (self.stats.failed == 0 and not self.stopped)
+
+
+def open_store(config: Config) -> Store:
+    from digest.store import open_store as open_
+
+    return open_(config.database_url)
+
+
+def send(
+    config: Config,
+    rendered: Rendered,
+    *,
+    adapter: str | None = None,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[RunStats], None] | None = None,
+) -> SendReport:
+    """Queue the issue for every active subscriber without a delivery yet, then send what is queued."""
+    from digest.delivery.dispatch import Sender
+    from digest.store import deliveries as ledger
+    from digest.store import subscribers
+
+    store = open_store(config)
+    try:
+        key, email = rendered.issue.key, rendered.email
+        if dry_run:
+            stored = ledger.get_issue(store, key)
+            before = ledger.counts(store, stored.id) if stored else {}
+            active = subscribers.counts(store).get("active", 0)
+            return SendReport(key, None, before, {**before, "would_send": max(active - before.get("sent", 0), 0)})
+        issue_id = ledger.save_issue(store, key, email.subject, email.html, email.text)
+        if retry_failed:
+            log.info("requeued %d failed deliveries of %s", ledger.retry_failed(store, issue_id), key)
+        before = ledger.counts(store, issue_id)
+        ledger.enqueue(store, issue_id)
+        ledger.skip_departed(store, issue_id)
+        with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
+            stats = sender.send_issue(issue_id, key, email)
+        ledger.finish_if_done(store, issue_id)
+        after = ledger.counts(store, issue_id)
+        return SendReport(key, stats, before, after, stopped=bool(stop and stop.is_set()))
+    finally:
+        store.close()
+
+
+def publish_month(config: Config, month: date | None = None, **send_options: object) -> SendReport:
+    """The monthly job: check and build everything, publish site and feeds, then send."""
+    rendered = build(config, month)
+    return send(config, rendered, **send_options)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ class SendResult:
     message_id: str
     status: SendStatus
     detail: str = ""
+    bounce: bool = False  # a REJECTED that counts as a hard bounce of the address
 
 
 class Deferred(Exception):
@@ -38,7 +39,15 @@ class Deferred(Exception):
 
 
 class Rejected(Exception):
-    """Raised by `_transmit` when the server refuses this recipient for good."""
+    """Raised by `_transmit` when the server refuses this message for good.
+
+    `bounce` says whether the refusal is about the address (unknown mailbox), which
+    counts toward marking the subscriber bounced, or about the message itself.
+    """
+
+    def __init__(self, reply: str, bounce: bool = True):
+        super().__init__(reply)
+        self.bounce = bounce
 
 
 class MailAdapter(ABC):
@@ -63,7 +72,7 @@ class MailAdapter(ABC):
         except Deferred as exc:
             return SendResult(message.message_id, SendStatus.DEFERRED, str(exc))
         except Rejected as exc:
-            return SendResult(message.message_id, SendStatus.REJECTED, str(exc))
+            return SendResult(message.message_id, SendStatus.REJECTED, str(exc), exc.bounce)
         return SendResult(message.message_id, SendStatus.SENT)
 
     @abstractmethod

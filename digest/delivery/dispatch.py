@@ -1,0 +1,195 @@
+"""Claim, pace, send, record: each active subscriber gets each issue exactly once.
+
+A `Sender` is one worker: a lease in the store and N connections, each with its own
+adapter. A connection claims a batch, then for each delivery in id order: compose,
+wait for its rate slot, send, and record the outcome before the next send. So after a
+crash at most one message per connection has an unknown outcome; `workers.reap` finds
+it and it is resent with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from digest import tokens
+from digest.config import Config
+from digest.delivery import make_adapter
+from digest.delivery.base import SendResult, SendStatus
+from digest.delivery.message import Composer, Recipient
+from digest.errors import DigestError
+from digest.render.email import RenderedEmail
+from digest.store import Store
+from digest.store import deliveries as ledger
+from digest.store import workers
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 30.0
+HEARTBEAT_SECONDS = 5.0
+PAUSE_AFTER_DEFERRALS = 5  # consecutive temporary failures on one connection before it backs off
+
+
+@dataclass
+class RunStats:
+    """Counters for one run; updated by every connection thread under `lock`."""
+
+    sent: int = 0
+    retried: int = 0  # temporary failures that will be tried again
+    failed: int = 0  # permanent failures, or temporary ones past max attempts
+    resent_unknown: int = 0  # outcome unknown after a crash: resent with the same Message-ID
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, result: SendResult, final: bool, unknown: bool) -> None:
+        with self.lock:
+            if result.status == SendStatus.SENT:
+                self.sent += 1
+            elif final:
+                self.failed += 1
+            else:
+                self.retried += 1
+            self.resent_unknown += unknown
+
+    def snapshot(self) -> RunStats:
+        with self.lock:
+            return replace(self, lock=threading.Lock())
+
+
+class Pacer:
+    """A shared rate limit across connections: slots 1/rate seconds apart on the monotonic clock."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            slot = max(self.next, now)
+            self.next = slot + self.interval
+        if slot > now:
+            stop.wait(slot - now)
+
+
+class Sender:
+    """One worker's lease and connections. Use as a context manager; `stop` ends it gracefully."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        adapter: str | None = None,
+        connections: int | None = None,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.adapter = adapter or config.delivery.adapter
+        self.connections = connections or (config.smtp.connections if self.adapter == "smtp" else 1)
+        self.stop = stop or threading.Event()
+        self.on_progress = on_progress or (lambda stats: None)
+        self.policy = ledger.RetryPolicy(config.delivery.max_attempts, config.delivery.retry_backoff, config.delivery.bounce_after)
+        self.pacer = Pacer(config.smtp.rate if self.adapter == "smtp" else 0.0)
+        self.secret = tokens.secret_key(config)
+        self.domain = tokens.sender_domain(config)
+        self.batches = itertools.count(1)
+        self.stats = RunStats()
+        self.worker_id = 0
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> Sender:
+        workers.reap(self.store)
+        self.worker_id = workers.register(self.store, LEASE_SECONDS)
+        self._beat = threading.Thread(target=self._heartbeat, name="digest-heartbeat", daemon=True)
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._beat.join()
+        workers.stop(self.store, self.worker_id, self.stats.sent, self.stats.failed)
+
+    def _heartbeat(self) -> None:
+        last_reap = time.monotonic()
+        while not self._done.wait(HEARTBEAT_SECONDS):
+            try:
+                if not workers.heartbeat(self.store, self.worker_id, LEASE_SECONDS, self.stats.sent, self.stats.failed):
+                    log.error("this worker's lease was taken over; stopping to avoid double sends")
+                    self.stop.set()
+                if time.monotonic() - last_reap > LEASE_SECONDS:
+                    workers.reap(self.store)
+                    last_reap = time.monotonic()
+            except DigestError as exc:  # a locked or unreachable database: keep trying until the lease is gone
+                log.warning("heartbeat failed: %s", exc)
+
+    def send_issue(self, issue_id: int, issue_key: str, email: RenderedEmail) -> RunStats:
+        """Send until nothing of this issue is ready or waiting for a retry, or until stopped."""
+        composer = Composer(email, self.config)
+        threads = [
+            threading.Thread(target=self._guarded, args=(issue_id, issue_key, composer), name=f"digest-conn-{n}")
+            for n in range(self.connections)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # a timed join keeps the main thread free for signals
+                thread.join(0.2)
+        if self._error is not None:
+            raise self._error
+        return self.stats.snapshot()
+
+    def _guarded(self, issue_id: int, issue_key: str, composer: Composer) -> None:
+        try:
+            self._connection(issue_id, issue_key, composer)
+        except BaseException as exc:  # the first failure stops every connection, then re-raises in send_issue
+            if self._error is None:
+                self._error = exc
+            self.stop.set()
+
+    def _connection(self, issue_id: int, issue_key: str, composer: Composer) -> None:
+        with make_adapter(self.config, self.adapter) as transport:
+            deferrals = 0
+            while not self.stop.is_set():
+                batch = ledger.claim(self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size)
+                if not batch:
+                    due = ledger.next_due(self.store, issue_id)
+                    if due is None:
+                        return
+                    self.stop.wait(min(max(due, 0.05), 1.0))
+                    continue
+                for index, claim in enumerate(batch):
+                    if self.stop.is_set():
+                        ledger.release(self.store, self.worker_id, [c.id for c in batch[index:]])
+                        return
+                    result = self._send_one(transport, composer, issue_key, claim)
+                    deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
+                    if deferrals >= PAUSE_AFTER_DEFERRALS:  # the server is struggling: slow down, don't burn attempts
+                        self.stop.wait(min(30.0, 0.2 * deferrals))
+
+    def _send_one(self, transport, composer: Composer, issue_key: str, claim: ledger.Claim) -> SendResult:
+        recipient = Recipient(
+            address=claim.email,
+            name=claim.name,
+            message_id=tokens.message_id(self.secret, issue_key, claim.email, self.domain),
+            unsubscribe_url=tokens.unsubscribe_url(self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)),
+        )
+        message = composer.compose(recipient)
+        self.pacer.wait(self.stop)
+        result = transport.send(message)
+        outcome = ledger.Outcome(claim, str(result.status), message.message_id, result.detail, result.bounce)
+        ledger.record(self.store, [outcome], self.policy)
+        final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
+        self.stats.count(result, final, claim.unknown_outcome)
+        if result.status != SendStatus.SENT:
+            log.info("%s %s: %s", result.status, claim.email, result.detail)
+        self.on_progress(self.stats)
+        return result

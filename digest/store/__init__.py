@@ -1,0 +1,180 @@
+"""The subscriber and delivery store: SQLAlchemy Core on SQLite (default) or PostgreSQL.
+
+SQL lives in this package only; callers use the named queries in `subscribers`,
+`deliveries` and `workers`. The schema is versioned with Alembic and upgraded on open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from digest.errors import StoreError
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # signed up, not yet confirmed
+    ACTIVE = "active"  # receives each issue
+    UNSUBSCRIBED = "unsubscribed"  # kept, so no import brings them back
+    BOUNCED = "bounced"  # too many hard bounces
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"  # waiting (perhaps for its next attempt time)
+    SENDING = "sending"  # claimed by a worker
+    SENT = "sent"  # accepted by the transport: never again
+    FAILED = "failed"  # permanent failure, or temporary ones past max attempts
+    SKIPPED = "skipped"  # the subscriber left before it was sent
+
+
+class Store:
+    """One engine per process; every write is its own short transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _make_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite: writers queue instead of deadlocking)."""
+        with self._errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StoreError(f"database {self.safe_url}: {_reason(exc)}") from exc
+        except SQLAlchemyError as exc:
+            if isinstance(exc.__cause__, StoreError):
+                raise exc.__cause__ from None
+            raise
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _reason(exc: OperationalError) -> str:
+    message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if "locked" in message:
+        return f"{message} (another digest process holds a write lock; try again, or raise busy timeouts)"
+    return message
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=16, max_overflow=16)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+
+
+def _sqlite_connect(dbapi_conn: object, _record: object) -> None:
+    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]  # SQLAlchemy's begin hook decides
+    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash, fsync at checkpoints
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def open_store(url: str) -> Store:
+    """Connect and bring the schema up to date (created on first use)."""
+    store = Store(url)
+    try:
+        upgrade(store)
+    except OperationalError as exc:
+        store.close()
+        raise StoreError(f"database {store.safe_url}: {_reason(exc)}") from None
+    return store
+
+
+def head_revision() -> str:
+    versions = sorted(p.stem.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+    return versions[-1]
+
+
+def current_revision(store: Store) -> str | None:
+    with store.engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(store: Store) -> None:
+    """Run pending migrations, one process at a time; a no-op (one query) when up to date."""
+    if current_revision(store) == head_revision():
+        return
+    with _migration_lock(store):
+        if current_revision(store) == head_revision():
+            return
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        log.info("database schema upgraded to %s", head_revision())
+
+
+@contextlib.contextmanager
+def _migration_lock(store: Store) -> Iterator[None]:
+    """A file lock beside a SQLite database, an advisory lock on PostgreSQL."""
+    if store.dialect == "sqlite":
+        database = store.engine.url.database
+        path = Path(database + ".migrate.lock") if database and database != ":memory:" else None
+        if path is None:
+            yield
+            return
+        with open(path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        return
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(4242001)"))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(4242001)"))
+            conn.commit()
+
+
+__all__ = ["Store", "open_store", "StoreError", "SubscriberStatus", "DeliveryStatus"]

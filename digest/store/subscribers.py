@@ -1,0 +1,205 @@
+"""Named queries on the subscriber list."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+
+from digest.errors import DigestError
+from digest.store import Store, SubscriberStatus
+from digest.store.schema import subscribers, utcnow
+
+LEFT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
+
+
+class InvalidAddress(DigestError):
+    """An address that is not a syntactically valid email address."""
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str | None
+    status: SubscriberStatus
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    hard_bounces: int = 0
+
+
+def normalise(address: str) -> str:
+    """The canonical form of `address` (syntax only, no DNS); InvalidAddress says why not."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidAddress(f"{address.strip()!r} is not a valid email address: {exc}") from None
+    return result.normalized.lower()  # one row per mailbox, whatever the capitals
+
+
+def _row(row: object) -> Subscriber:
+    data = row._mapping  # type: ignore[attr-defined]
+    return Subscriber(**{k: data[k] for k in Subscriber.__dataclass_fields__}) if data else None  # type: ignore[return-value]
+
+
+def get(store: Store, address: str) -> Subscriber | None:
+    with store.read() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.email == normalise(address))).first()
+    return _row(row) if row else None
+
+
+def get_by_id(store: Store, subscriber_id: int) -> Subscriber | None:
+    with store.read() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    return _row(row) if row else None
+
+
+def add(store: Store, address: str, name: str | None = None, status: SubscriberStatus = SubscriberStatus.ACTIVE) -> tuple[Subscriber, bool]:
+    """(subscriber, created). An existing row is returned unchanged: nobody is re-activated here."""
+    email = normalise(address)
+    now = utcnow()
+    with store.write() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
+        if row:
+            return _row(row), False
+        values = {"email": email, "name": _clean_name(name), "status": status, "hard_bounces": 0, "created_at": now, "updated_at": now}
+        if status == SubscriberStatus.ACTIVE:
+            values["confirmed_at"] = now
+        new_id = conn.execute(insert(subscribers).values(**values).returning(subscribers.c.id)).scalar_one()
+    return Subscriber(id=new_id, **{k: v for k, v in values.items() if k in Subscriber.__dataclass_fields__}), True
+
+
+def set_status(store: Store, subscriber_id: int, status: SubscriberStatus, *, only_from: Iterable[SubscriberStatus] | None = None) -> bool:
+    """Change a subscriber's status (optionally only from given states); True if a row changed."""
+    now = utcnow()
+    values: dict[str, object] = {"status": status, "updated_at": now}
+    if status == SubscriberStatus.UNSUBSCRIBED:
+        values["unsubscribed_at"] = now
+    if status == SubscriberStatus.ACTIVE:
+        values["confirmed_at"] = now
+    query = update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
+    if only_from is not None:
+        query = query.where(subscribers.c.status.in_([str(s) for s in only_from]))
+    with store.write() as conn:
+        return conn.execute(query).rowcount > 0
+
+
+def remove(store: Store, address: str) -> Subscriber | None:
+    """Mark unsubscribed (the row stays, so no import brings them back); None if unknown."""
+    found = get(store, address)
+    if found and found.status != SubscriberStatus.UNSUBSCRIBED:
+        set_status(store, found.id, SubscriberStatus.UNSUBSCRIBED)
+        return get(store, address)
+    return found
+
+
+def iterate(store: Store, status: SubscriberStatus | None = None, batch: int = 1000) -> Iterator[Subscriber]:
+    """Every subscriber (of a status), in id order, a page at a time: memory stays flat."""
+    last = 0
+    while True:
+        query = select(subscribers).where(subscribers.c.id > last).order_by(subscribers.c.id).limit(batch)
+        if status is not None:
+            query = query.where(subscribers.c.status == status)
+        with store.read() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _row(row)
+        last = rows[-1].id
+
+
+def counts(store: Store) -> dict[str, int]:
+    with store.read() as conn:
+        rows = conn.execute(select(subscribers.c.status, func.count()).group_by(subscribers.c.status)).all()
+    return {str(status): n for status, n in rows}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    existing: int
+    rejected: tuple[tuple[int, str], ...]  # (line number, why)
+
+
+def import_csv(store: Store, data: str, status: SubscriberStatus = SubscriberStatus.ACTIVE) -> ImportResult:
+    """A header row with an `email` column (and optionally `name`); bad rows are reported, the rest imported.
+
+    Existing addresses are left exactly as they are, so re-importing never re-activates
+    someone who unsubscribed or bounced.
+    """
+    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
+    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+    if "email" not in columns:
+        raise DigestError(f"line 1: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+    rows: dict[str, str | None] = {}
+    rejected: list[tuple[int, str]] = []
+    for record in reader:
+        line = reader.line_num
+        raw = (record.get(columns["email"]) or "").strip()
+        try:
+            email = normalise(raw) if raw else None
+        except InvalidAddress as exc:
+            rejected.append((line, str(exc)))
+            continue
+        if email is None:
+            rejected.append((line, "empty email"))
+            continue
+        name = record.get(columns["name"]) if "name" in columns else None
+        rows.setdefault(email, _clean_name(name))
+    added = _insert_new(store, rows, status)
+    return ImportResult(added, len(rows) - added, tuple(rejected))
+
+
+def _insert_new(store: Store, rows: dict[str, str | None], status: SubscriberStatus) -> int:
+    added = 0
+    emails = list(rows)
+    now = utcnow()
+    for start in range(0, len(emails), 500):
+        chunk = emails[start : start + 500]
+        with store.write() as conn:
+            known = set(conn.execute(select(subscribers.c.email).where(subscribers.c.email.in_(chunk))).scalars())
+            new = [
+                {"email": e, "name": rows[e], "status": status, "hard_bounces": 0, "created_at": now, "updated_at": now,
+                 "confirmed_at": now if status == SubscriberStatus.ACTIVE else None}
+                for e in chunk if e not in known
+            ]  # fmt: skip
+            if new:
+                conn.execute(insert(subscribers), new)
+            added += len(new)
+    return added
+
+
+def export_csv(store: Store, status: SubscriberStatus | None = None) -> Iterator[str]:
+    """CSV lines (header first) that `import_csv` reads back."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at"])
+    yield buffer.getvalue()
+    for sub in iterate(store, status):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([sub.email, sub.name or "", sub.status, _iso(sub.created_at), _iso(sub.confirmed_at), _iso(sub.unsubscribed_at)])
+        yield buffer.getvalue()
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else ""
+
+
+def _clean_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())[:200]
+    return cleaned or None
+
+
+__all__ = ["Subscriber", "InvalidAddress", "normalise", "get", "get_by_id", "add", "set_status", "remove", "iterate", "counts", "import_csv", "export_csv", "ImportResult", "LEFT"]
