@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 
 from digest.config import Config
 from digest.errors import DigestError
 from digest.files import write_atomic
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # a confirmation link works for a week
+TIMED = {"confirm"}  # purposes whose tokens carry a timestamp and expire; unsubscribe links never do
 SECRET_ENV = "DIGEST_SECRET_KEY"
 
 
@@ -45,31 +48,37 @@ def secret_key(config: Config) -> str:
         return path.read_text().strip()
 
 
-def _serializer(secret: str, purpose: str):
-    from itsdangerous import URLSafeTimedSerializer
+@lru_cache(maxsize=16)
+def _signer(secret: str, purpose: str, timed: bool):
+    """One itsdangerous signer per purpose: a token for one purpose never passes for another."""
+    from itsdangerous import Signer, TimestampSigner
 
-    return URLSafeTimedSerializer(secret, salt=f"digest.{purpose}")
+    return (TimestampSigner if timed else Signer)(secret, salt=f"digest.{purpose}")
 
 
 def make_token(secret: str, purpose: str, subject: TokenSubject) -> str:
-    return _serializer(secret, purpose).dumps([subject.address.lower(), subject.subscriber_id])
+    """`<payload>.<signature>` (plus a timestamp for confirmations); the payload names the subscriber."""
+    payload = base64.urlsafe_b64encode(f"{subject.subscriber_id or ''}:{subject.address.lower()}".encode()).rstrip(b"=")
+    return _signer(secret, purpose, purpose in TIMED).sign(payload).decode("ascii")
 
 
 def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> TokenSubject:
     """The subject of a valid token; TokenError (never a traceback) for anything else."""
     from itsdangerous import BadSignature, SignatureExpired
 
-    if len(token) > 512:
-        raise TokenError("this link is not valid: it is too long")
+    if len(token) > 512 or not token.isascii():
+        raise TokenError("this link is not valid: it is too long or has stray characters")
+    signer = _signer(secret, purpose, purpose in TIMED)
     try:
-        address, subscriber_id = _serializer(secret, purpose).loads(token, max_age=max_age)
+        payload = signer.unsign(token, max_age=max_age) if purpose in TIMED else signer.unsign(token)
+        subscriber, _, address = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)).decode().partition(":")
     except SignatureExpired:
         raise TokenError("this link has expired", expired=True) from None
-    except (BadSignature, ValueError, TypeError):
+    except (BadSignature, ValueError, UnicodeDecodeError):
         raise TokenError("this link is not valid: it may have been cut short or altered") from None
-    if not isinstance(address, str) or not (subscriber_id is None or isinstance(subscriber_id, int)):
+    if "@" not in address or not (subscriber == "" or subscriber.isdigit()):
         raise TokenError("this link is not valid")
-    return TokenSubject(address, subscriber_id)
+    return TokenSubject(address, int(subscriber) if subscriber else None)
 
 
 def unsubscribe_url(config: Config, secret: str, subject: TokenSubject) -> str:

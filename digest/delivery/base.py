@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Self
@@ -66,9 +67,12 @@ class MailAdapter(ABC):
     def close(self) -> None:  # noqa: B027
         """Release the transport; safe to call twice."""
 
-    def send(self, message: OutgoingMessage) -> SendResult:
+    def send(self, message: OutgoingMessage, commit: Callable[[], None] = lambda: None) -> SendResult:
+        """Send one message. `commit` runs just before the point of no return (SMTP: the final
+        '.' of DATA), so dispatch can finish recording the previous message while this one is
+        transferred, and still never have more than one unrecorded message per connection."""
         try:
-            self._transmit(message)
+            self._transmit(message, commit)
         except Deferred as exc:
             return SendResult(message.message_id, SendStatus.DEFERRED, str(exc))
         except Rejected as exc:
@@ -76,7 +80,8 @@ class MailAdapter(ABC):
         return SendResult(message.message_id, SendStatus.SENT)
 
     @abstractmethod
-    def _transmit(self, message: OutgoingMessage) -> None: ...
+    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+        """Hand the message over; call `commit()` right before it becomes irrevocable."""
 
     def __enter__(self) -> Self:
         self.open()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -109,6 +111,7 @@ class Sender:
     def __enter__(self) -> Sender:
         workers.reap(self.store)
         self.worker_id = workers.register(self.store, LEASE_SECONDS)
+        self.ledger = _GroupCommit(self.store, self.policy)
         self._beat = threading.Thread(target=self._heartbeat, name="digest-heartbeat", daemon=True)
         self._beat.start()
         return self
@@ -116,6 +119,7 @@ class Sender:
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
         self._beat.join()
+        self.ledger.close()
         workers.stop(self.store, self.worker_id, self.stats.sent, self.stats.failed)
 
     def _heartbeat(self) -> None:
@@ -156,26 +160,40 @@ class Sender:
             self.stop.set()
 
     def _connection(self, issue_id: int, issue_key: str, composer: Composer) -> None:
-        with make_adapter(self.config, self.adapter) as transport:
-            deferrals = 0
-            while not self.stop.is_set():
-                batch = ledger.claim(self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size)
-                if not batch:
-                    due = ledger.next_due(self.store, issue_id)
-                    if due is None:
-                        return
-                    self.stop.wait(min(max(due, 0.05), 1.0))
-                    continue
-                for index, claim in enumerate(batch):
-                    if self.stop.is_set():
-                        ledger.release(self.store, self.worker_id, [c.id for c in batch[index:]])
-                        return
-                    result = self._send_one(transport, composer, issue_key, claim)
-                    deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
-                    if deferrals >= PAUSE_AFTER_DEFERRALS:  # the server is struggling: slow down, don't burn attempts
-                        self.stop.wait(min(30.0, 0.2 * deferrals))
+        """One connection: claim a batch, send it in id order, each outcome recorded before the next commits."""
+        pending: list[Future] = []
 
-    def _send_one(self, transport, composer: Composer, issue_key: str, claim: ledger.Claim) -> SendResult:
+        def settle() -> None:  # the previous outcome is durable before this message commits
+            while pending:
+                pending.pop().result()
+
+        with make_adapter(self.config, self.adapter) as transport:
+            try:
+                deferrals = 0
+                while not self.stop.is_set():
+                    settle()  # a new batch starts only when the last is fully recorded
+                    batch = ledger.claim(self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size)
+                    if not batch:
+                        due = ledger.next_due(self.store, issue_id)
+                        if due is None:
+                            return
+                        self.stop.wait(min(max(due, 0.05), 1.0))
+                        continue
+                    for index, claim in enumerate(batch):
+                        if self.stop.is_set():
+                            settle()
+                            ledger.release(self.store, self.worker_id, [c.id for c in batch[index:]])
+                            return
+                        result, outcome = self._send_one(transport, composer, issue_key, claim, settle)
+                        settle()
+                        pending.append(self.ledger.submit(outcome))
+                        deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
+                        if deferrals >= PAUSE_AFTER_DEFERRALS:  # the server is struggling: slow down, don't burn attempts
+                            self.stop.wait(min(30.0, 0.2 * deferrals))
+            finally:
+                settle()
+
+    def _send_one(self, transport, composer: Composer, issue_key: str, claim: ledger.Claim, commit) -> tuple[SendResult, ledger.Outcome]:
         recipient = Recipient(
             address=claim.email,
             name=claim.name,
@@ -184,12 +202,52 @@ class Sender:
         )
         message = composer.compose(recipient)
         self.pacer.wait(self.stop)
-        result = transport.send(message)
-        outcome = ledger.Outcome(claim, str(result.status), message.message_id, result.detail, result.bounce)
-        ledger.record(self.store, [outcome], self.policy)
+        result = transport.send(message, commit)
         final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
         self.stats.count(result, final, claim.unknown_outcome)
         if result.status != SendStatus.SENT:
             log.info("%s %s: %s", result.status, claim.email, result.detail)
         self.on_progress(self.stats)
-        return result
+        return result, ledger.Outcome(claim, str(result.status), message.message_id, result.detail, result.bounce)
+
+
+class _GroupCommit:
+    """One thread records the outcomes of every connection, as many per transaction as are waiting."""
+
+    def __init__(self, store: Store, policy: ledger.RetryPolicy):
+        self.recorder = ledger.Recorder(store, policy)
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
+        self.thread.start()
+
+    def submit(self, outcome: ledger.Outcome) -> Future:
+        future: Future = Future()
+        self.queue.put((outcome, future))
+        return future
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            items = [self.queue.get()]
+            while True:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            closing = None in items
+            items = [item for item in items if item is not None]
+            if not items:
+                continue
+            try:
+                self.recorder.record([outcome for outcome, _ in items])
+            except BaseException as exc:  # every waiting connection sees the failure
+                for _, future in items:
+                    future.set_exception(exc)
+                continue
+            for _, future in items:
+                future.set_result(None)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.recorder.close()

@@ -34,8 +34,26 @@ class Recipient:
 
 
 def qp_encode(text: str) -> bytes:
-    """RFC 2045 quoted-printable with CRLF line ends and lines of at most 76 characters."""
-    return binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    """RFC 2045 quoted-printable: CRLF line ends, lines of at most 76 characters (binascii
+    lets a few reach 77), and no line starting with '.', so SMTP needs no dot-stuffing pass."""
+    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return b"\r\n".join(_fit_line(line) for line in encoded.split(b"\n"))
+
+
+def _fit_line(line: bytes) -> bytes:
+    """'.x' -> '=2Ex' (the same text once decoded); lines over 76 split with soft breaks."""
+    out = []
+    while True:
+        if line.startswith(b"."):
+            line = b"=2E" + line[1:]
+        if len(line) <= 76:
+            break
+        cut = 75
+        while b"=" in line[cut - 2 : cut]:  # never split an =XX escape
+            cut -= 1
+        out.append(line[:cut] + b"=")
+        line = line[cut:]
+    return b"\r\n".join([*out, line])
 
 
 def room_for_soft_break(encoded: bytes) -> bytes:

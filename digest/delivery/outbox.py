@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from digest.config import Config
@@ -30,7 +31,8 @@ class OutboxAdapter(MailAdapter):
         issue = stem.split(".", 1)[0]
         return self.folder / issue / f"{stem}.eml"
 
-    def _transmit(self, message: OutgoingMessage) -> None:
+    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+        commit()
         try:
             write_atomic(self.path_for(message), message.raw)
         except OSError as exc:

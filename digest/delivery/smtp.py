@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 
 from digest.config import Config
 from digest.delivery.base import Deferred, DeliveryError, MailAdapter, OutgoingMessage, Rejected
@@ -40,6 +42,8 @@ class SmtpAdapter(MailAdapter):
                 client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.tls_context)
             else:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            # the final '.' is a small write after the body: without NODELAY, Nagle and delayed ACKs cost 40 ms
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.ehlo()
             if s.security == "starttls":
                 client.starttls(context=self.tls_context)
@@ -73,41 +77,102 @@ class SmtpAdapter(MailAdapter):
         if client is not None:
             client.close()
 
-    def _transmit(self, message: OutgoingMessage) -> None:
+    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
         if self.client is None:
             self._connect()
         assert self.client is not None
         try:
-            self.client.sendmail(message.sender, [message.recipient], message.raw)
+            _sendmail(self.client, message, commit)
+        except _Uncommitted as exc:
+            self._drop()  # closing before the final '.' makes the server discard the message
+            raise exc.__cause__ from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             self._outcome(code, text, bounce=True)
         except smtplib.SMTPSenderRefused as exc:
             if exc.smtp_code >= 500:
                 raise DeliveryError(f"SMTP server {self._where} refuses the sender {message.sender}: {_reply(exc)}", "check [sender] address") from None
-            self._after_4xx(exc.smtp_code)
-            raise Deferred(_reply(exc)) from None
+            self._outcome(exc.smtp_code, exc.smtp_error, bounce=False)
         except smtplib.SMTPDataError as exc:
             # only "no such mailbox"-type DATA replies count against the address; "spam" ones do not
-            bounce = _reply(exc).split(" ", 2)[1].startswith(("5.1.", "5.2.1", "5.2.2")) if " " in _reply(exc) else False
-            self._outcome(exc.smtp_code, exc.smtp_error, bounce=bounce)
+            enhanced = _reply(exc).split(" ")[1] if _reply(exc).count(" ") else ""
+            self._outcome(exc.smtp_code, exc.smtp_error, bounce=enhanced.startswith(("5.1.", "5.2.1", "5.2.2")))
         except smtplib.SMTPResponseException as exc:
-            self._drop()  # e.g. 421 to MAIL: smtplib has already closed the socket
+            self._drop()
             self._outcome(exc.smtp_code, exc.smtp_error, bounce=False)
         except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
             self._drop()
             raise Deferred(f"connection lost: {exc or type(exc).__name__}") from None
+        finally:
+            if self.client is not None and self.client.sock is None:  # closed after a 421 or an abandoned DATA
+                self.client = None
 
     def _outcome(self, code: int, text: bytes | str, *, bounce: bool) -> None:
         reply = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
         if code >= 500:
             raise Rejected(reply, bounce=bounce)
-        self._after_4xx(code)
-        raise Deferred(reply)
-
-    def _after_4xx(self, code: int) -> None:
         if code == 421:  # the server is closing the channel
             self._drop()
+        raise Deferred(reply)
+
+
+class _Uncommitted(Exception):
+    """`commit()` failed: the message must not be completed."""
+
+
+def _sendmail(client: smtplib.SMTP, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+    """smtplib's sendmail for one recipient, with `commit()` called before the final '.'.
+
+    With PIPELINING (RFC 2920) MAIL, RCPT and DATA go out in one write: one round trip
+    instead of three. Addresses were validated when stored, so smtplib's slow quoting is skipped.
+    """
+    envelope = [f"MAIL FROM:<{message.sender}>", f"RCPT TO:<{message.recipient}>", "DATA"]
+    if client.does_esmtp and client.has_extn("pipelining"):
+        client.send("".join(f"{line}\r\n" for line in envelope))
+        replies = [client.getreply() for _ in envelope]
+    else:
+        replies = []
+        for line in envelope:
+            client.send(f"{line}\r\n")
+            replies.append(client.getreply())
+            if replies[-1][0] >= 400:
+                break
+    _check_envelope(client, message, replies)
+    client.send(_dot_stuff(message.raw))
+    try:
+        commit()
+    except BaseException as exc:
+        raise _Uncommitted(str(exc)) from exc
+    client.send(b".\r\n")
+    code, reply = client.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _check_envelope(client: smtplib.SMTP, message: OutgoingMessage, replies: list[tuple[int, bytes]]) -> None:
+    """Raise what smtplib's sendmail would for a refused MAIL, RCPT or DATA."""
+    (mail_code, mail_reply), rest = replies[0], replies[1:]
+    if mail_code == 250 and rest and rest[0][0] in (250, 251) and len(rest) == 2 and rest[1][0] == 354:
+        return
+    if len(rest) == 2 and rest[1][0] == 354:  # DATA accepted although MAIL or RCPT failed: abandon it
+        client.close()
+    elif 421 in (code for code, _ in replies):
+        client.close()
+    else:
+        client.rset()
+    if mail_code != 250:
+        raise smtplib.SMTPSenderRefused(mail_code, mail_reply, message.sender)
+    rcpt_code, rcpt_reply = rest[0]
+    if rcpt_code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({message.recipient: (rcpt_code, rcpt_reply)})
+    raise smtplib.SMTPDataError(*rest[1])
+
+
+def _dot_stuff(raw: bytes) -> bytes:
+    """RFC 5321 4.5.2 transparency; the regex only runs when a line starts with '.'."""
+    if raw.startswith(b".") or b"\n." in raw:
+        raw = re.sub(rb"(?m)^\.", b"..", raw)
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, update
 
-from digest.store import DeliveryStatus, Store, SubscriberStatus
+from digest.store import DeliveryStatus, Store, StoreError, SubscriberStatus
 from digest.store.schema import deliveries, issues, subscribers, utcnow
 
 
@@ -152,56 +152,122 @@ def claim(store: Store, issue_id: int, worker_id: int, batch: int, limit: int) -
     return [Claim(r.id, r.subscriber_id, r.email, r.name, r.attempts, bool(r.unknown_outcome)) for r in rows]
 
 
-def record(store: Store, outcomes: Sequence[Outcome], policy: RetryPolicy) -> None:
-    """Write outcomes in one transaction: sent, retry later, or failed (and count hard bounces)."""
-    now = utcnow()
-    sent, later, failed, bounced = [], [], [], []
+def _outcome_update(**values: object):
+    """A prebuilt UPDATE for one kind of outcome: built once, so SQLAlchemy compiles it once."""
+    common = {"attempts": bindparam("attempts"), "message_id": bindparam("message_id"), "claimed_by": None, "claim_batch": None, "updated_at": bindparam("now")}
+    return update(deliveries).where(deliveries.c.id == bindparam("d_id")).values(**common, **values)
+
+
+_SENT = _outcome_update(status=DeliveryStatus.SENT.value, sent_at=bindparam("now"), last_error=None, next_attempt_at=None)
+_LATER = _outcome_update(status=DeliveryStatus.QUEUED.value, next_attempt_at=bindparam("next"), last_error=bindparam("error"))
+_FAILED = _outcome_update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, last_error=bindparam("error"))
+_BOUNCED = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("s_id"))
+    .values(
+        hard_bounces=subscribers.c.hard_bounces + 1,
+        status=case(
+            (and_(subscribers.c.hard_bounces + 1 >= bindparam("threshold"), subscribers.c.status == SubscriberStatus.ACTIVE.value), SubscriberStatus.BOUNCED.value),
+            else_=subscribers.c.status,
+        ),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+class Recorder:
+    """The hot path: records outcomes on its own DBAPI connection with SQL compiled once.
+
+    Going through SQLAlchemy's execution layer costs ~150 us a message; the same UPDATE
+    on the driver costs ~10 us on SQLite. One Recorder per sending thread.
+    """
+
+    def __init__(self, store: Store, policy: RetryPolicy):
+        self.store = store
+        self.policy = policy
+        self.raw = store.engine.raw_connection()
+        self.sqlite = store.dialect == "sqlite"
+        dialect = store.engine.dialect
+        self.statements = {name: _Prepared(statement, dialect) for name, statement in _STATEMENTS.items()}
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write outcomes in one transaction: sent, retry later, or failed (and count hard bounces)."""
+        batches = _split(outcomes, self.policy)
+        cursor = self.raw.cursor()
+        try:
+            if self.sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            for name, rows in batches.items():
+                if rows:
+                    prepared = self.statements[name]
+                    cursor.executemany(prepared.sql, [prepared.params(row) for row in rows])
+            if self.sqlite:
+                cursor.execute("COMMIT")
+            else:
+                self.raw.commit()
+        except Exception as exc:
+            self._rollback()
+            raise StoreError(f"database {self.store.safe_url}: recording delivery outcomes failed: {exc}") from exc
+        finally:
+            cursor.close()
+
+    def _rollback(self) -> None:
+        try:
+            if self.sqlite:
+                self.raw.driver_connection.execute("ROLLBACK")
+            else:
+                self.raw.rollback()
+        except Exception:  # noqa: BLE001 - the connection may be gone; the error above is what matters
+            pass
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _Prepared:
+    """A statement compiled for the store's driver, with its parameter order."""
+
+    def __init__(self, statement: object, dialect: object):
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql = compiled.string
+        self.static = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+        self.order = compiled.positiontup
+
+    def params(self, row: dict) -> object:
+        full = {**self.static, **row}
+        return [full[name] for name in self.order] if self.order else full
+
+
+def _split(outcomes: Sequence[Outcome], policy: RetryPolicy) -> dict[str, list[dict]]:
+    now = utcnow().replace(tzinfo=None)  # the drivers get naive UTC, as UTCDateTime stores it
+    batches: dict[str, list[dict]] = {"sent": [], "later": [], "failed": [], "bounced": []}
     for o in outcomes:
         attempts = o.claim.attempts + 1
-        base = {"d_id": o.claim.id, "attempts": attempts, "message_id": o.message_id, "error": o.detail[:1000] or None}
+        row = {"d_id": o.claim.id, "attempts": attempts, "message_id": o.message_id, "error": o.detail[:1000] or None, "now": now}
         if o.status == "sent":
-            sent.append(base)
+            batches["sent"].append(row)
         elif o.status == "deferred" and attempts < policy.max_attempts:
             delay = policy.backoff * (2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
-            later.append({**base, "next": now + timedelta(seconds=delay)})
+            batches["later"].append({**row, "next": now + timedelta(seconds=delay)})
         else:
             if o.status == "deferred":
-                base["error"] = f"gave up after {attempts} attempts: {o.detail}"[:1000]
-            failed.append(base)
+                row["error"] = f"gave up after {attempts} attempts: {o.detail}"[:1000]
+            batches["failed"].append(row)
             if o.bounce:
-                bounced.append({"s_id": o.claim.subscriber_id})
-    with store.write() as conn:
-        _apply(conn, sent, status=DeliveryStatus.SENT, sent_at=now, last_error=None, next_attempt_at=None, updated_at=now)
-        _apply(conn, later, status=DeliveryStatus.QUEUED, next_attempt_at="next", updated_at=now)
-        _apply(conn, failed, status=DeliveryStatus.FAILED, next_attempt_at=None, updated_at=now)
-        if bounced:
-            n = policy.bounce_after
-            conn.execute(
-                update(subscribers)
-                .where(subscribers.c.id == _param("s_id"))
-                .values(
-                    hard_bounces=subscribers.c.hard_bounces + 1,
-                    status=case((and_(subscribers.c.hard_bounces + 1 >= n, subscribers.c.status == SubscriberStatus.ACTIVE), SubscriberStatus.BOUNCED.value), else_=subscribers.c.status),
-                    updated_at=now,
-                ),
-                bounced,
-            )
+                batches["bounced"].append({"s_id": o.claim.subscriber_id, "now": now, "threshold": policy.bounce_after})
+    return batches
 
 
-def _param(name: str):
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
+_STATEMENTS = {"sent": _SENT, "later": _LATER, "failed": _FAILED, "bounced": _BOUNCED}
 
 
-def _apply(conn, rows: list[dict], **values: object) -> None:
-    if not rows:
-        return
-    sets = {k: (_param(v) if v == "next" else v) for k, v in values.items()}
-    sets.update(attempts=_param("attempts"), message_id=_param("message_id"), claimed_by=None, claim_batch=None)
-    if "last_error" not in values:
-        sets["last_error"] = _param("error")
-    conn.execute(update(deliveries).where(deliveries.c.id == _param("d_id")).values(**sets), rows)
+def record(store: Store, outcomes: Sequence[Outcome], policy: RetryPolicy) -> None:
+    """Record outcomes once, outside a send loop (tests, tools)."""
+    recorder = Recorder(store, policy)
+    try:
+        recorder.record(outcomes)
+    finally:
+        recorder.close()
 
 
 def release(store: Store, worker_id: int, ids: Sequence[int]) -> None:
