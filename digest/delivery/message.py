@@ -81,8 +81,7 @@ class _Part:
         out = [self.head, self.pieces[0]]
         for piece in self.pieces[1:]:
             out += [SOFT_BREAK, url, SOFT_BREAK, piece]
-        if not out[-1].endswith(b"\r\n"):
-            out.append(b"\r\n")
+        out.append(b"\r\n")  # the CRLF before a boundary belongs to the boundary, not the body
         return b"".join(out)
 
 
@@ -120,7 +119,7 @@ class Composer:
             f"Message-ID: {recipient.message_id}\r\n"
             f"List-Unsubscribe: <{url}>,\r\n <{self.mailto}>\r\n"
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n\r\n'
+            f'Content-Type: multipart/alternative;\r\n boundary="{self.boundary}"\r\n\r\n'
         ).encode("ascii")
         encoded_url = room_for_soft_break(qp_encode(url).rstrip(b"\r\n"))
         dash = f"--{self.boundary}\r\n".encode()

@@ -1,0 +1,78 @@
+"""Shared helpers for the store and delivery tests: a throwaway project and a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from smtp_sink import Faults, SmtpServer
+
+REPO = Path(__file__).resolve().parent.parent
+FEBRUARY = REPO / "content" / "2025" / "02"
+
+
+def write_project(root: Path, *, smtp_port: int | None = None, delivery: str = "", smtp: str = "", extra: str = "") -> Path:
+    """A project folder: the shipped February 2025 content and templates, and a digest.toml."""
+    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(FEBRUARY, root / "content" / "2025" / "02")
+    adapter = "smtp" if smtp_port else "outbox"
+    config = f"""
+[site]
+title = "Link Archive"
+description = "Monthly links."
+author = "A Writer"
+base_url = "https://links.example.com/"
+timezone = "America/New_York"
+sections = ["Articles and Blogs", "Substack", "Papers and Reports", "YouTube and Podcasts", "News"]
+
+[sender]
+name = "Link Archive"
+address = "digest@links.example.com"
+
+[delivery]
+adapter = "{adapter}"
+recipients = ["writer@example.com"]
+retry_backoff = 0.05
+{delivery}
+"""
+    if smtp_port:
+        config += f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\ntimeout = 5\n{smtp}\n'
+    (root / "digest.toml").write_text(config + extra)
+    return root
+
+
+def digest(root: Path, *args: str, check: bool = False, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real CLI in `root`, as a user would."""
+    full_env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret", **(env or {})}
+    full_env.pop("DIGEST_CONFIG", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, timeout=120, **kwargs
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"digest {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def add_subscribers(root: Path, count: int, prefix: str = "reader") -> list[str]:
+    addresses = [f"{prefix}{n}@example.com" for n in range(count)]
+    csv = root / "subscribers.csv"
+    csv.write_text("email,name\n" + "".join(f"{a},Reader {n}\n" for n, a in enumerate(addresses)))
+    digest(root, "subscribers", "import", str(csv), check=True)
+    return addresses
+
+
+@pytest.fixture
+def smtp_server():
+    """A real aiosmtpd server on loopback; set `server.recorder.faults` to inject failures."""
+    server = SmtpServer(Faults()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_project(tmp_path: Path, smtp_server: SmtpServer) -> Path:
+    return write_project(tmp_path / "site", smtp_port=smtp_server.port)
