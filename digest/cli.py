@@ -329,6 +329,70 @@ def status(obj: Context, month: date | None) -> None:
     echo(render_status(obj.config, month))
 
 
+@cli.command()
+@click.option("--host", help="Interface to listen on. Default: [web] host (127.0.0.1).")
+@click.option("--port", type=int, help="Port. Default: [web] port (8000).")
+@click.option("--no-scheduler", is_flag=True, help="Serve only; never run the monthly job from this process.")
+@pass_ctx
+def serve(obj: Context, host: str | None, port: int | None, no_scheduler: bool) -> None:
+    """Run the web front and the monthly job in one long-running process.
+
+    \b
+    Serves the archive, the feeds, subscribe / confirm / unsubscribe, and (with
+    DIGEST_ADMIN_TOKEN set) POST /admin/send. The monthly job runs per [schedule];
+    several serve processes on one database elect one scheduler between them.
+
+    \b
+    Examples:
+      digest serve
+      DIGEST_ADMIN_TOKEN=... digest serve --host 0.0.0.0 --port 8080
+    """
+    import uvicorn
+
+    from digest.schedule import SchedulerService
+    from digest.web import create_app
+
+    config = obj.config
+    app = create_app(config)
+    service = None if no_scheduler else SchedulerService(config, _config_path(obj))
+    if service:
+        service.start()
+    try:
+        uvicorn.run(app, host=host or config.web.host, port=port or config.web.port, log_level="info", proxy_headers=True, server_header=False)
+    finally:
+        if service:
+            service.stop()
+
+
+def _config_path(obj: Context) -> Path:
+    from digest.config import find_config
+
+    return find_config(obj.config_path).resolve()
+
+
+@cli.command()
+@click.option("--count", default=3, show_default=True, help="How many upcoming runs to show.")
+@pass_ctx
+def schedule(obj: Context, count: int) -> None:
+    """Show when the monthly job runs next (local time and UTC) and which month each publishes.
+
+    \b
+    Example:
+      digest schedule --count 6
+    """
+    from datetime import UTC
+
+    from digest.collect import month_of
+    from digest.schedule import next_runs
+
+    config = obj.config
+    s = config.schedule
+    echo(f"schedule: month={s.month} day={s.day} day_of_week={s.day_of_week} hour={s.hour} minute={s.minute} "
+         f"({config.site.timezone}), mode {s.mode}, grace {s.misfire_grace_hours:g} h")
+    for when in next_runs(config, count):
+        echo(f"  {when:%Y-%m-%d %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%d %H:%M} UTC): publishes {month_of(when, config.site.tz):%Y-%m}")
+
+
 from digest.cli_subscribers import subscribers  # noqa: E402  (registers the group below)
 
 cli.add_command(subscribers)

@@ -76,13 +76,13 @@ class Archive:
             raise NothingToDo(f"no entries in {self.config.paths.content}: add one with 'digest add URL --title ...'")
         return months[-1]
 
-    def issue(self, month: date) -> Issue:
-        """The issue for `month`; NothingToDo if it has no published entries."""
+    def issue(self, month: date, *, html: bool = True) -> Issue:
+        """The issue for `month` (commentary rendered unless `html` is False); NothingToDo if empty."""
         tz = self.config.site.tz
         chosen = [e for e in self.entries if not e.draft and month_of(e.date, tz) == month]
         if not chosen:
             raise NothingToDo(f"no entries for {month:%Y-%m}: nothing to build or send")
-        return make_issue(month, [with_html(e) for e in chosen], self.config)
+        return make_issue(month, [with_html(e) for e in chosen] if html else chosen, self.config)
 
     def recent(self, count: int) -> tuple[Issue, ...]:
         """The newest `count` issues, oldest first (the order feeds are written in)."""

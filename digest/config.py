@@ -140,20 +140,47 @@ class StoreConfig(Section):
 
 
 class ScheduleConfig(Section):
+    """When the monthly job runs: cron-like fields in the site's time zone (default: last day, 22:00)."""
+
+    month: str = "*"
     day: str = "last"
+    day_of_week: str = "*"
     hour: str = "22"
     minute: str = "0"
-    month: str = "*"
-    day_of_week: str = "*"
+    second: str = "0"
     mode: Literal["send", "draft"] = "send"
     misfire_grace_hours: float = Field(12.0, gt=0)
+
+    @field_validator("month", "day", "day_of_week", "hour", "minute", "second", mode="before")
+    @classmethod
+    def _cron_text(cls, value: object) -> str:
+        return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else value  # type: ignore[return-value]
+
+    @field_validator("day_of_week")
+    @classmethod
+    def _weekday_names(cls, value: str) -> str:
+        if re.search(r"\d", value):
+            raise ValueError("use weekday names (mon, tue, ... sun), not numbers: cron counts Sunday as 0, the scheduler Monday")
+        return value
+
+    @model_validator(mode="after")
+    def _valid_cron(self) -> ScheduleConfig:
+        from apscheduler.triggers.cron import CronTrigger
+
+        fields = {k: getattr(self, k) for k in ("month", "day", "day_of_week", "hour", "minute", "second")}
+        try:
+            CronTrigger(**fields)
+        except ValueError as exc:
+            raise ValueError(f"not a valid schedule: {exc}") from None
+        return self
 
 
 class WebConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(16_384, ge=1024)
-    subscribe_limit: int = Field(5, ge=1)
+    subscribe_limit: int = Field(5, ge=1)  # attempts per address per window
+    subscribe_ip_limit: int = Field(30, ge=1)  # attempts per client address per window
     subscribe_window_minutes: float = Field(60.0, gt=0)
 
 

@@ -114,3 +114,29 @@ deliveries = Table(
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # RunKind
+    Column("month", String(7), nullable=False),
+    Column("dedupe", String(64), unique=True),  # "scheduled:2025-02": a scheduled publish happens once per month
+    Column("status", String(16), nullable=False),  # RunStatus
+    Column("detail", Text),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("retried", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),  # "scheduler"
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -202,4 +202,47 @@ def _clean_name(name: str | None) -> str | None:
     return cleaned or None
 
 
-__all__ = ["Subscriber", "InvalidAddress", "normalise", "get", "get_by_id", "add", "set_status", "remove", "iterate", "counts", "import_csv", "export_csv", "ImportResult", "LEFT"]
+
+
+
+def request_subscription(store: Store, address: str) -> tuple[Subscriber, bool]:
+    """A sign-up from the web: (subscriber, send a confirmation?). Never changes an active row.
+
+    New addresses become pending; pending ones get the confirmation again; people who left
+    may come back, but only by confirming (their status stays until they do).
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        sub, created = add(store, address, status=SubscriberStatus.PENDING)
+    except IntegrityError:  # a concurrent sign-up for the same address won the insert
+        sub, created = get(store, address), False
+    if created:
+        return sub, True
+    return sub, sub.status != SubscriberStatus.ACTIVE
+
+
+def confirm(store: Store, subscriber_id: int, address: str) -> Subscriber | None:
+    """Activate the subscriber a confirmation token names; None if the token doesn't match a row."""
+    sub = get_by_id(store, subscriber_id)
+    if sub is None or sub.email != address.lower():
+        return None
+    if sub.status != SubscriberStatus.ACTIVE:
+        now = utcnow()
+        with store.write() as conn:
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == sub.id, subscribers.c.status != SubscriberStatus.ACTIVE)
+                .values(status=SubscriberStatus.ACTIVE, confirmed_at=now, updated_at=now, hard_bounces=0, unsubscribed_at=None)
+            )
+    return get_by_id(store, sub.id)
+
+
+def unsubscribe(store: Store, subscriber_id: int | None, address: str) -> Subscriber | None:
+    """Unsubscribe whom an unsubscribe token names (idempotent); the row's address must match."""
+    sub = get_by_id(store, subscriber_id) if subscriber_id is not None else get(store, address)
+    if sub is None or sub.email != address.lower():
+        return None
+    if sub.status != SubscriberStatus.UNSUBSCRIBED:
+        set_status(store, sub.id, SubscriberStatus.UNSUBSCRIBED)
+    return get_by_id(store, sub.id)

@@ -1,0 +1,40 @@
+"""Small one-off mails: the double opt-in confirmation. Low volume, so a plain EmailMessage."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from email import policy
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+from digest.config import Config
+from digest.delivery.base import OutgoingMessage
+
+
+def confirmation(config: Config, address: str, confirm_url: str) -> OutgoingMessage:
+    """'Confirm your subscription' with the signed link; nothing else is sent until it is followed."""
+    site, sender = config.site, config.sender
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = formataddr((sender.name, sender.address))
+    message["To"] = address
+    message["Subject"] = f"Confirm your subscription to {site.title}"
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = f"<confirm.{uuid.uuid4().hex}@{sender.address.rsplit('@', 1)[1]}>"
+    message["Auto-Submitted"] = "auto-generated"
+    text = (
+        f"Someone (probably you) asked to receive {site.title} by email at {address}.\n\n"
+        f"To confirm, open this link:\n\n  {confirm_url}\n\n"
+        "The link works for 7 days. If it wasn't you, ignore this message: nothing more will be sent.\n"
+    )
+    message.set_content(text)
+    title = html.escape(site.title)
+    message.add_alternative(
+        f'<!DOCTYPE html><html lang="{html.escape(site.language)}"><body style="font-family:sans-serif">'
+        f"<p>Someone (probably you) asked to receive {title} by email at {html.escape(address)}.</p>"
+        f'<p><a href="{html.escape(confirm_url)}">Confirm your subscription</a></p>'
+        "<p>The link works for 7 days. If it wasn't you, ignore this message: nothing more will be sent.</p>"
+        "</body></html>",
+        subtype="html",
+    )
+    return OutgoingMessage(address, sender.address, str(message["Message-ID"]), message.as_bytes())

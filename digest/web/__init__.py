@@ -1,0 +1,100 @@
+"""The web front (Starlette): archive, feeds, double opt-in, one-click unsubscribe, admin send."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from digest import tokens
+from digest.config import Config
+from digest.render import render_template
+from digest.web import admin, pages
+from digest.web.security import BodyLimit, RateLimiter, SecurityHeaders
+
+log = logging.getLogger(__name__)
+ADMIN_TOKEN_ENV = "DIGEST_ADMIN_TOKEN"
+
+
+class State:
+    """What every request handler needs, made once per app."""
+
+    def __init__(self, config: Config):
+        from digest.publish import open_store
+
+        self.config = config
+        self.store = open_store(config)
+        self.secret = tokens.secret_key(config)
+        self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+        window = config.web.subscribe_window_minutes * 60
+        self.by_address = RateLimiter(config.web.subscribe_limit, window)
+        self.by_client = RateLimiter(config.web.subscribe_ip_limit, window)
+        self.stop = threading.Event()  # set on shutdown: background sends stop gracefully
+        self.site_dir = config.paths.output / "site"
+
+
+def page(request: Request, status: int, heading: str, *paragraphs: str, **extra: object) -> HTMLResponse:
+    """A small HTML page from templates/site/page.html (errors included: never a stack trace)."""
+    config: Config = request.app.state.digest.config
+    body = render_template(config.paths.templates, "site/page.html", site=config.site, heading=heading, paragraphs=paragraphs, **extra)
+    return HTMLResponse(body, status_code=status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    if request.url.path.startswith("/admin/"):
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"error": getattr(exc, "detail", "error")}, status_code=status)
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Too large"}
+    return page(request, status, titles.get(status, "Something went wrong"), "There is nothing here." if status == 404 else "That request could not be handled.")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return HTMLResponse("<!DOCTYPE html><title>Error</title><p>Something went wrong on our side. Please try again later.</p>", status_code=500)
+
+
+def create_app(config: Config) -> Starlette:
+    state = State(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        state.stop.set()  # in-flight messages finish and are recorded
+        admin.wait_for_runs(timeout=30)
+        state.store.close()
+
+    routes = [
+        Route("/", pages.index, methods=["GET", "HEAD"]),
+        Route("/subscribe", pages.subscribe_form, methods=["GET", "HEAD"]),
+        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", pages.confirm, methods=["GET", "HEAD"]),
+        Route("/unsubscribe/{token}", pages.unsubscribe_form, methods=["GET", "HEAD"]),
+        Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
+        Route("/feed.xml", pages.feed("feed.xml", "application/rss+xml; charset=utf-8"), methods=["GET", "HEAD"]),
+        Route("/atom.xml", pages.feed("atom.xml", "application/atom+xml; charset=utf-8"), methods=["GET", "HEAD"]),
+        Route("/feed.json", pages.feed("feed.json", "application/feed+json; charset=utf-8"), methods=["GET", "HEAD"]),
+        Route("/admin/send", admin.send, methods=["POST"]),
+        Route("/admin/runs", admin.runs, methods=["GET"]),
+        Route("/admin/runs/{run_id}", admin.run, methods=["GET"]),
+        Mount("/", StaticFiles(directory=Path(state.site_dir), html=True, check_dir=False)),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=config.web.max_body_bytes)],
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.digest = state
+    return app

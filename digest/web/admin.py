@@ -1,0 +1,95 @@
+"""Admin routes: trigger a send, follow a run. Off unless DIGEST_ADMIN_TOKEN is set."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import threading
+import time
+from datetime import date
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from digest.errors import ContentError, DigestError, NothingToDo
+
+
+def _authorised(request: Request) -> Response | None:
+    """None if the bearer token is right; else the response to return (404 when admin is off)."""
+    expected = request.app.state.digest.admin_token
+    if expected is None:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return JSONResponse({"error": "a valid 'Authorization: Bearer <token>' header is required"}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="digest"'})
+    return None
+
+
+async def _month(request: Request) -> date | None:
+    """The month from ?month=, a JSON body or a form; None means the latest. ValueError if malformed."""
+    value = request.query_params.get("month")
+    if value is None and request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        value = body.get("month") if isinstance(body, dict) else None
+    elif value is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        value = (await request.form()).get("month")
+    if value in (None, ""):
+        return None
+    match = re.fullmatch(r"(\d{4})-(\d{2})", str(value))
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"month {str(value)[:20]!r} is not YYYY-MM")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+async def send(request: Request) -> Response:
+    """Start a send of the given (or latest) month in the background; 202 with the run's id."""
+    from digest import jobs
+
+    denied = _authorised(request)
+    if denied:
+        return denied
+    state = request.app.state.digest
+    try:
+        month = await _month(request)
+        run = await run_in_threadpool(jobs.start_send, state.store, state.config, month, state.stop)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    except ContentError as exc:
+        return JSONResponse({"error": "content is invalid; nothing was sent", "problems": [str(p) for p in exc.problems]}, status_code=409)
+    except NothingToDo as exc:
+        return JSONResponse({"error": str(exc)}, status_code=409)
+    except DigestError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=500)
+    return JSONResponse({"run_id": run.id, "month": run.month, "status": run.status, "url": f"/admin/runs/{run.id}"}, status_code=202)
+
+
+async def run(request: Request) -> Response:
+    from digest.store import runs
+
+    denied = _authorised(request)
+    if denied:
+        return denied
+    run_id = request.path_params["run_id"]
+    found = await run_in_threadpool(runs.get, request.app.state.digest.store, run_id[:32]) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
+    if found is None:
+        return JSONResponse({"error": "no such run"}, status_code=404)
+    return JSONResponse(found.as_json())
+
+
+async def runs(request: Request) -> Response:
+    from digest.store import runs as run_log
+
+    denied = _authorised(request)
+    if denied:
+        return denied
+    recent = await run_in_threadpool(run_log.recent, request.app.state.digest.store)
+    return JSONResponse({"runs": [r.as_json() for r in recent]})
+
+
+def wait_for_runs(timeout: float) -> None:
+    """On shutdown: let background sends finish their in-flight messages."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith("digest-run-"):
+            thread.join(max(0.0, deadline - time.monotonic()))
