@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 FEBRUARY = REPO / "content" / "2025" / "02"
 
 
-def write_project(root: Path, *, smtp_port: int | None = None, delivery: str = "", smtp: str = "", extra: str = "") -> Path:
+def write_project(
+    root: Path, *, smtp_port: int | None = None, delivery: str = "", smtp: str = "", extra: str = "", database_url: str | None = None
+) -> Path:
     """A project folder: the shipped February 2025 content and templates, and a digest.toml."""
     shutil.copytree(REPO / "templates", root / "templates")
     shutil.copytree(FEBRUARY, root / "content" / "2025" / "02")
@@ -39,6 +41,8 @@ recipients = ["writer@example.com"]
 retry_backoff = 0.05
 {delivery}
 """
+    if database_url:
+        config += f'\n[store]\nurl = "{database_url}"\n'
     if smtp_port:
         config += f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\ntimeout = 5\n{smtp}\n'
     (root / "digest.toml").write_text(config + extra)
@@ -65,6 +69,31 @@ def add_subscribers(root: Path, count: int, prefix: str = "reader") -> list[str]
     return addresses
 
 
+REQUIRE_ALL = os.environ.get("DIGEST_REQUIRE_ALL_TESTS") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (Debian's postgresql package), stopped at the end."""
+    from pg_server import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        if REQUIRE_ALL:
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str | None:
+    """Each store and delivery test runs on SQLite (the default, None here) and on PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").new_database()
+
+
 @pytest.fixture
 def smtp_server():
     """A real aiosmtpd server on loopback; set `server.recorder.faults` to inject failures."""
@@ -74,5 +103,16 @@ def smtp_server():
 
 
 @pytest.fixture
-def smtp_project(tmp_path: Path, smtp_server: SmtpServer) -> Path:
-    return write_project(tmp_path / "site", smtp_port=smtp_server.port)
+def make_project(tmp_path: Path, database_url: str | None):
+    """write_project on this test's database (SQLite or PostgreSQL)."""
+    count = iter(range(1000))
+
+    def make(**options) -> Path:
+        return write_project(tmp_path / f"p{next(count)}", database_url=database_url, **options)
+
+    return make
+
+
+@pytest.fixture
+def smtp_project(make_project, smtp_server: SmtpServer) -> Path:
+    return make_project(smtp_port=smtp_server.port)

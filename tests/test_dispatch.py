@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, digest, smtp_project, smtp_server, write_project  # noqa: F401
+from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_project, smtp_server  # noqa: F401
 from smtp_sink import Faults
 
 from digest.config import load_config
@@ -70,8 +70,8 @@ def test_a_dropped_connection_mid_batch_loses_and_duplicates_nothing(smtp_projec
     assert "retried 1" in result.stdout
 
 
-def test_a_slow_server_still_gets_everything_once(tmp_path, smtp_server):
-    project = write_project(tmp_path / "slow", smtp_port=smtp_server.port, smtp="connections = 3")
+def test_a_slow_server_still_gets_everything_once(make_project, smtp_server):
+    project = make_project(smtp_port=smtp_server.port, smtp="connections = 3")
     addresses = add_subscribers(project, 9)
     smtp_server.recorder.faults.delay = 0.3
     result = digest(project, "send")
@@ -79,8 +79,8 @@ def test_a_slow_server_still_gets_everything_once(tmp_path, smtp_server):
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
 
 
-def test_temporary_failures_give_up_after_max_attempts(tmp_path, smtp_server):
-    project = write_project(tmp_path / "p", smtp_port=smtp_server.port, delivery="max_attempts = 3")
+def test_temporary_failures_give_up_after_max_attempts(make_project, smtp_server):
+    project = make_project(smtp_port=smtp_server.port, delivery="max_attempts = 3")
     addresses = add_subscribers(project, 3)
     smtp_server.recorder.faults.rcpt = {addresses[0]: "452 4.2.2 mailbox full"}
     result = digest(project, "send")
@@ -117,8 +117,8 @@ def test_test_copies_and_dry_runs_record_nothing(smtp_project, smtp_server):
     assert "sent 4" in real.stdout and "skipped 0 already sent" in real.stdout
 
 
-def test_two_concurrent_sends_deliver_once(tmp_path, smtp_server):
-    project = write_project(tmp_path / "p", smtp_port=smtp_server.port, smtp="connections = 2", delivery="batch_size = 5")
+def test_two_concurrent_sends_deliver_once(make_project, smtp_server):
+    project = make_project(smtp_port=smtp_server.port, smtp="connections = 2", delivery="batch_size = 5")
     addresses = add_subscribers(project, 120)
     smtp_server.recorder.faults.delay = 0.005
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
@@ -130,9 +130,9 @@ def test_two_concurrent_sends_deliver_once(tmp_path, smtp_server):
     assert sum(sent) == 120 and all(n > 0 for n in sent), sent  # both really sent, and never the same person
 
 
-def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_duplicates(tmp_path, smtp_server):
+def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_duplicates(make_project, smtp_server):
     connections = 3
-    project = write_project(tmp_path / "p", smtp_port=smtp_server.port, smtp=f"connections = {connections}", delivery="batch_size = 10")
+    project = make_project(smtp_port=smtp_server.port, smtp=f"connections = {connections}", delivery="batch_size = 10")
     addresses = add_subscribers(project, 150)
     smtp_server.recorder.faults.delay = 0.01
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
@@ -157,8 +157,8 @@ def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_dup
     assert status_counts(project)["sent"] == 150
 
 
-def test_sigterm_stops_gracefully_and_a_rerun_finishes(tmp_path, smtp_server):
-    project = write_project(tmp_path / "p", smtp_port=smtp_server.port, delivery="batch_size = 10")
+def test_sigterm_stops_gracefully_and_a_rerun_finishes(make_project, smtp_server):
+    project = make_project(smtp_port=smtp_server.port, delivery="batch_size = 10")
     addresses = add_subscribers(project, 80)
     smtp_server.recorder.faults.delay = 0.02
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
@@ -183,8 +183,8 @@ def test_status_shows_the_figures(smtp_project, smtp_server):
 
 
 @pytest.mark.parametrize("adapter", ["outbox", "console"])
-def test_other_adapters_record_deliveries_too(tmp_path, adapter):
-    project = write_project(tmp_path / "p")
+def test_other_adapters_record_deliveries_too(make_project, adapter):
+    project = make_project()
     add_subscribers(project, 3)
     result = digest(project, "send", "--adapter", adapter, check=True)
     assert "sent 3" in result.stdout

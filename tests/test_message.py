@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from delivery_support import add_subscribers, digest, smtp_project, smtp_server, write_project  # noqa: F401
+from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_project, smtp_server  # noqa: F401
 
 from digest import publish, tokens
 from digest.config import load_config
@@ -18,8 +18,8 @@ from digest.render.email import UNSUBSCRIBE_TOKEN
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return write_project(tmp_path / "p")
+def project(make_project) -> Path:
+    return make_project()
 
 
 @pytest.fixture
@@ -121,11 +121,11 @@ def test_a_tampered_unsubscribe_token_is_rejected():
         tokens.read_token("secret", "confirm", token)
 
 
-def test_dkim_signature_verifies_against_the_public_key(tmp_path, smtp_server):
+def test_dkim_signature_verifies_against_the_public_key(tmp_path, make_project, smtp_server):
     key = tmp_path / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
     public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
-    project = write_project(tmp_path / "p", smtp_port=smtp_server.port, extra=f'\n[dkim]\nselector = "s2026"\ndomain = "links.example.com"\nkey_file = "{key}"\n')
+    project = make_project(smtp_port=smtp_server.port, extra=f'\n[dkim]\nselector = "s2026"\ndomain = "links.example.com"\nkey_file = "{key}"\n')
     add_subscribers(project, 2)
     digest(project, "send", check=True)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from delivery_support import digest, write_project
+from delivery_support import database_url, digest, make_project, postgres  # noqa: F401
 from sqlalchemy import inspect
 
 from digest.config import load_config
@@ -15,8 +15,8 @@ from digest.store import subscribers as subs
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return write_project(tmp_path / "p")
+def project(make_project) -> Path:
+    return make_project()
 
 
 def store_of(project: Path):
