@@ -229,8 +229,9 @@ ADAPTER = click.Choice(["outbox", "console", "smtp"])
 @click.option("--dry-run", is_flag=True, help="Render and report what would be sent; send and write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Also retry this month's permanent failures.")
 @click.option("--adapter", type=ADAPTER, help="Override [delivery] adapter.")
+@click.option("--queue-only", is_flag=True, default=None, help="Only queue the deliveries; 'digest worker' sends them.")
 @pass_ctx
-def send(obj: Context, month: date | None, to: tuple[str, ...], preview: bool, dry_run: bool, retry_failed: bool, adapter: str | None) -> None:
+def send(obj: Context, month: date | None, to: tuple[str, ...], preview: bool, dry_run: bool, retry_failed: bool, adapter: str | None, queue_only: bool | None) -> None:
     """Send the month's issue to every active subscriber who has not had it yet.
 
     \b
@@ -252,7 +253,7 @@ def send(obj: Context, month: date | None, to: tuple[str, ...], preview: bool, d
     if to or preview:
         _send_copies(config, rendered, list(to) if to else list(config.delivery.recipients), adapter)
         return
-    _send_to_subscribers(config, rendered, adapter=adapter, retry_failed=retry_failed, dry_run=dry_run)
+    _send_to_subscribers(config, rendered, adapter=adapter, retry_failed=retry_failed, dry_run=dry_run, queue_only=queue_only or None)
 
 
 def _send_copies(config: Any, rendered: Any, addresses: list[str], adapter: str | None) -> None:
@@ -278,6 +279,9 @@ def _send_to_subscribers(config: Any, rendered: Any, **options: Any) -> None:
         return
     with stop_on_signals() as stop, SendProgress(rendered.issue.key) as progress:
         report = publish.send(config, rendered, stop=stop, on_progress=progress.update, **options)
+    if report.queued_only:
+        echo(f"{report.issue_key}: queued for {report.after['queued']} subscriber(s); 'digest worker' processes send them")
+        return
     _print_send(report)
     if not report.ok:
         raise SystemExit(1)
@@ -298,8 +302,9 @@ def _print_send(report: Any) -> None:
 @cli.command("publish")
 @click.option("--month", type=MONTH, help="Default: the latest month with entries.")
 @click.option("--adapter", type=ADAPTER, help="Override [delivery] adapter.")
+@click.option("--queue-only", is_flag=True, default=None, help="Only queue the deliveries; 'digest worker' sends them.")
 @pass_ctx
-def publish_cmd(obj: Context, month: date | None, adapter: str | None) -> None:
+def publish_cmd(obj: Context, month: date | None, adapter: str | None, queue_only: bool | None) -> None:
     """The monthly job: check the content, build, publish the site and feeds, send.
 
     \b
@@ -310,7 +315,7 @@ def publish_cmd(obj: Context, month: date | None, adapter: str | None) -> None:
 
     rendered = publish.build(obj.config, month)
     _print_build(rendered)
-    _send_to_subscribers(obj.config, rendered, adapter=adapter)
+    _send_to_subscribers(obj.config, rendered, adapter=adapter, queue_only=queue_only or None)
 
 
 @cli.command()
@@ -391,6 +396,35 @@ def schedule(obj: Context, count: int) -> None:
          f"({config.site.timezone}), mode {s.mode}, grace {s.misfire_grace_hours:g} h")
     for when in next_runs(config, count):
         echo(f"  {when:%Y-%m-%d %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%d %H:%M} UTC): publishes {month_of(when, config.site.tz):%Y-%m}")
+
+
+@cli.command()
+@click.option("--adapter", type=ADAPTER, help="Override [delivery] adapter.")
+@click.option("--once", is_flag=True, help="Send what is queued now, then exit (for cron or a one-off drain).")
+@pass_ctx
+def worker(obj: Context, adapter: str | None, once: bool) -> None:
+    """A long-running sender: claims queued deliveries of any issue and sends them.
+
+    \b
+    Run as many as you like, on any hosts that share the database (PostgreSQL for
+    real parallelism; on SQLite they stay correct but take turns). A worker that
+    dies leaves its claims to the others once its lease expires. Stop with Ctrl-C:
+    in-flight messages finish and are recorded first.
+
+    \b
+    Examples:
+      digest worker
+      digest worker --once
+    """
+    from digest.delivery.dispatch import run_worker
+    from digest.progress import stop_on_signals
+    from digest.publish import open_store
+
+    store = open_store(obj.config)
+    with stop_on_signals() as stop:
+        stats = run_worker(obj.config, store, adapter=adapter, stop=stop, once=once)
+    echo(f"worker: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}"
+         + (f", resent {stats.resent_unknown} whose outcome was unknown after a crash" if stats.resent_unknown else ""))
 
 
 from digest.cli_subscribers import subscribers  # noqa: E402  (registers the group below)

@@ -111,6 +111,7 @@ class FeedsConfig(Section):
 
 class DeliveryConfig(Section):
     adapter: Literal["outbox", "console", "smtp"] = "outbox"
+    mode: Literal["inline", "queue"] = "inline"  # queue: send/publish only queue; `digest worker` sends
     recipients: tuple[Address, ...] = ()
     max_attempts: int = Field(5, ge=1, le=100)
     retry_backoff: float = Field(30.0, ge=0)

@@ -77,6 +77,11 @@ def _send_run(store: Store, config: Config, rendered: publish.Rendered, run_id: 
         log.exception("sending %s failed: %s", rendered.issue.key, exc)
         run_log.finish(store, run_id, RunStatus.FAILED, str(exc))
         return
+    if report.queued_only:
+        detail = f"queued for {report.after.get('queued', 0)} subscriber(s); digest worker processes send them"
+        log.info("%s: %s", rendered.issue.key, detail)
+        run_log.finish(store, run_id, RunStatus.SUCCEEDED, detail)
+        return
     stats = report.stats
     run_log.progress(store, run_id, stats.sent, stats.retried, stats.failed)
     status = RunStatus.SUCCEEDED if report.ok else RunStatus.FAILED

@@ -156,6 +156,7 @@ class SendReport:
     before: dict[str, int]
     after: dict[str, int]
     stopped: bool = False
+    queued_only: bool = False  # left for `digest worker`
 
     @property
     def already_sent(self) -> int:
@@ -185,8 +186,10 @@ def send(
     dry_run: bool = False,
     stop: threading.Event | None = None,
     on_progress: Callable[[RunStats], None] | None = None,
+    queue_only: bool | None = None,
 ) -> SendReport:
-    """Queue the issue for every active subscriber without a delivery yet, then send what is queued."""
+    """Queue the issue for every active subscriber without a delivery yet, then send what is queued
+    (or, in queue mode, leave the sending to `digest worker` processes)."""
     from digest.delivery.dispatch import Sender
     from digest.store import deliveries as ledger
     from digest.store import subscribers
@@ -205,6 +208,8 @@ def send(
         before = ledger.counts(store, issue_id)
         ledger.enqueue(store, issue_id)
         ledger.skip_departed(store, issue_id)
+        if config.delivery.mode == "queue" if queue_only is None else queue_only:
+            return SendReport(key, None, before, ledger.counts(store, issue_id), queued_only=True)
         with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
             stats = sender.send_issue(issue_id, key, email)
         ledger.finish_if_done(store, issue_id)

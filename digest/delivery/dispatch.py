@@ -106,6 +106,7 @@ class Sender:
         self.stats = RunStats()
         self.worker_id = 0
         self._done = threading.Event()
+        self._halt = threading.Event()
         self._error: BaseException | None = None
 
     def __enter__(self) -> Sender:
@@ -128,7 +129,7 @@ class Sender:
             try:
                 if not workers.heartbeat(self.store, self.worker_id, LEASE_SECONDS, self.stats.sent, self.stats.failed):
                     log.error("this worker's lease was taken over; stopping to avoid double sends")
-                    self.stop.set()
+                    self.stop.set()  # the lease is gone for good: this Sender must not go on
                 if time.monotonic() - last_reap > LEASE_SECONDS:
                     workers.reap(self.store)
                     last_reap = time.monotonic()
@@ -138,6 +139,8 @@ class Sender:
     def send_issue(self, issue_id: int, issue_key: str, email: RenderedEmail) -> RunStats:
         """Send until nothing of this issue is ready or waiting for a retry, or until stopped."""
         composer = Composer(email, self.config)
+        self._halt = threading.Event()  # this call's stop: set by `stop` or by a connection's failure
+        self._error = None
         threads = [
             threading.Thread(target=self._guarded, args=(issue_id, issue_key, composer), name=f"digest-conn-{n}")
             for n in range(self.connections)
@@ -146,6 +149,8 @@ class Sender:
             thread.start()
         for thread in threads:
             while thread.is_alive():  # a timed join keeps the main thread free for signals
+                if self.stop.is_set():
+                    self._halt.set()
                 thread.join(0.2)
         if self._error is not None:
             raise self._error
@@ -157,7 +162,7 @@ class Sender:
         except BaseException as exc:  # the first failure stops every connection, then re-raises in send_issue
             if self._error is None:
                 self._error = exc
-            self.stop.set()
+            self._halt.set()
 
     def _connection(self, issue_id: int, issue_key: str, composer: Composer) -> None:
         """One connection: claim a batch, send it in id order, each outcome recorded before the next commits."""
@@ -170,17 +175,17 @@ class Sender:
         with make_adapter(self.config, self.adapter) as transport:
             try:
                 deferrals = 0
-                while not self.stop.is_set():
+                while not self._halt.is_set():
                     settle()  # a new batch starts only when the last is fully recorded
                     batch = ledger.claim(self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size)
                     if not batch:
                         due = ledger.next_due(self.store, issue_id)
                         if due is None:
                             return
-                        self.stop.wait(min(max(due, 0.05), 1.0))
+                        self._halt.wait(min(max(due, 0.05), 1.0))
                         continue
                     for index, claim in enumerate(batch):
-                        if self.stop.is_set():
+                        if self._halt.is_set():
                             settle()
                             ledger.release(self.store, self.worker_id, [c.id for c in batch[index:]])
                             return
@@ -189,7 +194,7 @@ class Sender:
                         pending.append(self.ledger.submit(outcome))
                         deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
                         if deferrals >= PAUSE_AFTER_DEFERRALS:  # the server is struggling: slow down, don't burn attempts
-                            self.stop.wait(min(30.0, 0.2 * deferrals))
+                            self._halt.wait(min(30.0, 0.2 * deferrals))
             finally:
                 settle()
 
@@ -201,7 +206,7 @@ class Sender:
             unsubscribe_url=tokens.unsubscribe_url(self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)),
         )
         message = composer.compose(recipient)
-        self.pacer.wait(self.stop)
+        self.pacer.wait(self._halt)
         result = transport.send(message, commit)
         final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
         self.stats.count(result, final, claim.unknown_outcome)
@@ -251,3 +256,27 @@ class _GroupCommit:
         self.queue.put(None)
         self.thread.join()
         self.recorder.close()
+
+
+def run_worker(config: Config, store: Store, *, adapter: str | None = None, stop: threading.Event, once: bool = False, poll: float = 2.0, on_progress=None) -> RunStats:
+    """`digest worker`: send whatever any issue has queued, until stopped (or, with `once`, until idle)."""
+    from digest.render.email import RenderedEmail
+
+    with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
+        while not stop.is_set():
+            work = ledger.issues_with_work(store)
+            for issue_id in work:
+                stored = ledger.get_issue(store, issue_id=issue_id)
+                try:
+                    sender.send_issue(issue_id, stored.key, RenderedEmail(stored.key, stored.subject, stored.html, stored.text))
+                except DigestError as exc:  # e.g. the SMTP server is down: give the claims back, try later
+                    log.error("worker: sending %s failed: %s; retrying in %.0f s", stored.key, exc, poll * 15)
+                    workers.requeue_own(store, sender.worker_id)
+                    stop.wait(poll * 15)
+                    break
+                ledger.finish_if_done(store, issue_id)
+            if not work:
+                if once:
+                    break
+                stop.wait(poll)
+        return sender.stats.snapshot()

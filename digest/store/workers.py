@@ -75,14 +75,11 @@ def heartbeat(store: Store, worker_id: int, lease: float, sent: int, failed: int
 
 
 def stop(store: Store, worker_id: int, sent: int, failed: int) -> None:
-    """A clean exit: give back unsent claims and end the lease."""
+    """End the lease. A graceful stop has given its claims back already; after an error, what is
+    left goes back too, its possibly-sent rows flagged as after a crash."""
     now = utcnow()
     with store.write() as conn:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.claimed_by == worker_id, deliveries.c.status == DeliveryStatus.SENDING)
-            .values(status=DeliveryStatus.QUEUED, claimed_by=None, claim_batch=None, updated_at=now)
-        )
+        _requeue(conn, select(workers.c.id).where(workers.c.id == worker_id), now)
         conn.execute(update(workers).where(workers.c.id == worker_id).values(stopped_at=now, lease_until=now, heartbeat_at=now, sent=sent, failed=failed))
 
 
@@ -106,21 +103,30 @@ def reap(store: Store) -> int:
     """Return dead workers' claims to the queue; returns how many were possibly in flight.
 
     A connection sends its claimed batch in id order and records each outcome before the
-    next send, so of a dead worker's batch only the lowest still-claimed row may have
-    reached the server: that one is flagged `unknown_outcome` and is resent with the
-    same Message-ID. At most one per connection.
+    next message is completed, so of a dead worker's batch only the lowest still-claimed
+    row may have reached the server: that one is flagged `unknown_outcome` and is resent
+    with the same Message-ID. At most one per connection.
     """
     expire_dead_local(store)
     now = utcnow()
     with store.write() as conn:
         dead = select(workers.c.id).where(workers.c.lease_until < now)
-        claimed = and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.claimed_by.in_(dead))
-        in_flight = select(func.min(deliveries.c.id)).where(claimed).group_by(deliveries.c.claimed_by, deliveries.c.claim_batch)
-        unknown = conn.execute(update(deliveries).where(deliveries.c.id.in_(in_flight)).values(unknown_outcome=True)).rowcount
-        conn.execute(
-            update(deliveries).where(claimed).values(status=DeliveryStatus.QUEUED, claimed_by=None, claim_batch=None, updated_at=now)
-        )
+        unknown = _requeue(conn, dead, now)
         conn.execute(update(workers).where(workers.c.lease_until < now, workers.c.stopped_at.is_(None)).values(stopped_at=now))
+    return unknown
+
+
+def requeue_own(store: Store, worker_id: int) -> int:
+    """After a failed batch in a live worker: its claims go back, the possibly-sent ones flagged."""
+    with store.write() as conn:
+        return _requeue(conn, select(workers.c.id).where(workers.c.id == worker_id), utcnow())
+
+
+def _requeue(conn, owners, now) -> int:
+    claimed = and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.claimed_by.in_(owners))
+    in_flight = select(func.min(deliveries.c.id)).where(claimed).group_by(deliveries.c.claimed_by, deliveries.c.claim_batch)
+    unknown = conn.execute(update(deliveries).where(deliveries.c.id.in_(in_flight)).values(unknown_outcome=True)).rowcount
+    conn.execute(update(deliveries).where(claimed).values(status=DeliveryStatus.QUEUED, claimed_by=None, claim_batch=None, updated_at=now))
     return unknown
 
 
