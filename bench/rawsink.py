@@ -1,7 +1,9 @@
 """A minimal SMTP sink over raw sockets: accepts everything, keeps nothing, counts messages.
 
-Run as a separate process (python bench/rawsink.py PORT) so it does not share the sender's GIL.
-It speaks just enough SMTP for smtplib: greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT.
+Run as a separate process (python bench/rawsink.py PORT [LATENCY_MS]) so it does not share the
+sender's GIL. It speaks just enough SMTP for smtplib: greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET,
+NOOP, QUIT. LATENCY_MS delays each message's final reply, like a relay across a network: the
+sender then waits rather than computes, which is what lets several workers scale on two cores.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
+
+LATENCY = 0.0
 
 
 def serve_client(conn: socket.socket, counter: list[int]) -> None:
@@ -32,6 +37,8 @@ def serve_client(conn: socket.socket, counter: list[int]) -> None:
                     buf = buf[end + 5 :]
                     in_data = False
                     counter[0] += 1
+                    if LATENCY:
+                        time.sleep(LATENCY)
                     conn.sendall(b"250 2.0.0 queued\r\n")
                     continue
                 line_end = buf.find(b"\r\n")
@@ -68,4 +75,5 @@ def main(port: int) -> None:
 
 
 if __name__ == "__main__":
+    LATENCY = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
     main(int(sys.argv[1]))

@@ -423,8 +423,10 @@ def worker(obj: Context, adapter: str | None, once: bool) -> None:
     store = open_store(obj.config)
     with stop_on_signals() as stop:
         stats = run_worker(obj.config, store, adapter=adapter, stop=stop, once=once)
+    handled = stats.sent + stats.retried + stats.failed
     echo(f"worker: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}"
-         + (f", resent {stats.resent_unknown} whose outcome was unknown after a crash" if stats.resent_unknown else ""))
+         + (f", resent {stats.resent_unknown} whose outcome was unknown after a crash" if stats.resent_unknown else "")
+         + (f"; {store.round_trips} database round trips ({store.round_trips / handled:.2f} per message)" if handled else ""))
 
 
 from digest.cli_subscribers import subscribers  # noqa: E402  (registers the group below)

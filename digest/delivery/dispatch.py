@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -112,7 +111,7 @@ class Sender:
     def __enter__(self) -> Sender:
         workers.reap(self.store)
         self.worker_id = workers.register(self.store, LEASE_SECONDS)
-        self.ledger = _GroupCommit(self.store, self.policy)
+        self.ledger = _GroupCommit(self.store, self.policy, self.connections)
         self._beat = threading.Thread(target=self._heartbeat, name="digest-heartbeat", daemon=True)
         self._beat.start()
         return self
@@ -170,7 +169,7 @@ class Sender:
 
         def settle() -> None:  # the previous outcome is durable before this message commits
             while pending:
-                pending.pop().result()
+                self.ledger.wait(pending.pop())
 
         with make_adapter(self.config, self.adapter) as transport:
             try:
@@ -217,32 +216,51 @@ class Sender:
 
 
 class _GroupCommit:
-    """One thread records the outcomes of every connection, as many per transaction as are waiting."""
+    """One thread records the outcomes of every connection, many per transaction.
 
-    def __init__(self, store: Store, policy: ledger.RetryPolicy):
+    A flush happens when every connection has an outcome waiting, or as soon as one
+    connection needs its previous outcome durable (it is at its commit gate). So with one
+    connection each record overlaps the next message's transfer, and with several, one
+    database round trip carries several messages' outcomes.
+    """
+
+    def __init__(self, store: Store, policy: ledger.RetryPolicy, width: int):
         self.recorder = ledger.Recorder(store, policy)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.width = width
+        self.pending: list[tuple[ledger.Outcome, Future]] = []
+        self.demand = 0
+        self.closing = False
+        self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
         self.thread.start()
 
     def submit(self, outcome: ledger.Outcome) -> Future:
         future: Future = Future()
-        self.queue.put((outcome, future))
+        with self.cond:
+            self.pending.append((outcome, future))
+            self.cond.notify()
         return future
 
+    def wait(self, future: Future) -> None:
+        """Block until `future`'s outcome is recorded (raising what recording raised)."""
+        if not future.done():
+            with self.cond:
+                self.demand += 1
+                self.cond.notify()
+            try:
+                future.result()
+            finally:
+                with self.cond:
+                    self.demand -= 1
+        future.result()
+
     def _run(self) -> None:
-        closing = False
-        while not closing:
-            items = [self.queue.get()]
-            while True:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            closing = None in items
-            items = [item for item in items if item is not None]
-            if not items:
-                continue
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.closing or (self.pending and (self.demand or len(self.pending) >= self.width)))
+                items, self.pending = self.pending, []
+                if not items and self.closing:
+                    return
             try:
                 self.recorder.record([outcome for outcome, _ in items])
             except BaseException as exc:  # every waiting connection sees the failure
@@ -253,7 +271,9 @@ class _GroupCommit:
                 future.set_result(None)
 
     def close(self) -> None:
-        self.queue.put(None)
+        with self.cond:
+            self.closing = True
+            self.cond.notify()
         self.thread.join()
         self.recorder.close()
 

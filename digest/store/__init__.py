@@ -44,6 +44,14 @@ class Store:
         self.url = url
         self.engine = _make_engine(url)
         self.dialect = self.engine.dialect.name
+        self.round_trips = 0  # statements, BEGINs and COMMITs sent to the server: the benchmark's figure
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        event.listen(self.engine, "commit", self._count)
+        if self.dialect != "sqlite":
+            event.listen(self.engine, "begin", self._count)
+
+    def _count(self, *args: object, **kwargs: object) -> None:
+        self.round_trips += 1
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

@@ -193,7 +193,6 @@ class Recorder:
         self.sqlite = store.dialect == "sqlite"
         dialect = store.engine.dialect
         self.statements = {name: _Prepared(statement, dialect) for name, statement in _STATEMENTS.items()}
-        self.round_trips = 0  # for the benchmark's round-trips-per-message figure
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Write outcomes in one transaction: sent, retry later, or failed (and count hard bounces)."""
@@ -208,7 +207,7 @@ class Recorder:
                 with self.raw.driver_connection.pipeline():
                     self._execute(cursor, batches)
                     self.raw.driver_connection.commit()
-            self.round_trips += 1
+            self.store.round_trips += 1  # one flush: statements and commit in one go
         except Exception as exc:
             self._rollback()
             raise StoreError(f"database {self.store.safe_url}: recording delivery outcomes failed: {exc}") from exc
