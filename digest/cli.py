@@ -358,15 +358,9 @@ def serve(obj: Context, host: str | None, port: int | None, no_scheduler: bool) 
     from digest.web import create_app
 
     config = obj.config
-    app = create_app(config)
     service = None if no_scheduler else SchedulerService(config, _config_path(obj))
-    if service:
-        service.start()
-    try:
-        uvicorn.run(app, host=host or config.web.host, port=port or config.web.port, log_level="info", proxy_headers=True, server_header=False)
-    finally:
-        if service:
-            service.stop()
+    app = create_app(config, scheduler=service)  # the app's lifespan starts and stops the scheduler
+    uvicorn.run(app, host=host or config.web.host, port=port or config.web.port, log_level="info", proxy_headers=True, server_header=False)
 
 
 def _config_path(obj: Context) -> Path:
@@ -392,10 +386,11 @@ def schedule(obj: Context, count: int) -> None:
 
     config = obj.config
     s = config.schedule
-    echo(f"schedule: month={s.month} day={s.day} day_of_week={s.day_of_week} hour={s.hour} minute={s.minute} "
+    echo(f"schedule: month={s.month} day={s.day} day_of_week={s.day_of_week} hour={s.hour} minute={s.minute} second={s.second} "
          f"({config.site.timezone}), mode {s.mode}, grace {s.misfire_grace_hours:g} h")
+    clock = "%H:%M" if s.second == "0" else "%H:%M:%S"
     for when in next_runs(config, count):
-        echo(f"  {when:%Y-%m-%d %H:%M %Z} ({when.astimezone(UTC):%Y-%m-%d %H:%M} UTC): publishes {month_of(when, config.site.tz):%Y-%m}")
+        echo(f"  {when:%Y-%m-%d {clock} %Z} ({when.astimezone(UTC):%Y-%m-%d {clock}} UTC): publishes {month_of(when, config.site.tz):%Y-%m}")
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -160,20 +161,21 @@ class ScheduleConfig(Section):
     @field_validator("day_of_week")
     @classmethod
     def _weekday_names(cls, value: str) -> str:
-        if re.search(r"\d", value):
+        # a number before any "/step" is a weekday number: refused, as cron and APScheduler disagree on them
+        if any(re.search(r"\d", part.split("/")[0]) for part in value.split(",")):
             raise ValueError("use weekday names (mon, tue, ... sun), not numbers: cron counts Sunday as 0, the scheduler Monday")
         return value
 
-    @model_validator(mode="after")
-    def _valid_cron(self) -> ScheduleConfig:
+    @field_validator("month", "day", "day_of_week", "hour", "minute", "second")
+    @classmethod
+    def _cron_field(cls, value: str, info: ValidationInfo) -> str:
         from apscheduler.triggers.cron import CronTrigger
 
-        fields = {k: getattr(self, k) for k in ("month", "day", "day_of_week", "hour", "minute", "second")}
         try:
-            CronTrigger(**fields)
+            CronTrigger(**{info.field_name: value})
         except ValueError as exc:
             raise ValueError(f"not a valid schedule: {exc}") from None
-        return self
+        return value
 
 
 class WebConfig(Section):

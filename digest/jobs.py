@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 
 from digest import publish
 from digest.config import Config
@@ -18,9 +18,11 @@ from digest.errors import DigestError, NothingToDo
 from digest.store import Store
 from digest.store import runs as run_log
 from digest.store.runs import Run, RunKind, RunStatus
+from digest.store.schema import utcnow
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.5  # seconds between counter updates in the runs table
+ABANDONED_AFTER = timedelta(minutes=30)  # a "running" run this long without progress died with its process
 
 
 def start_send(store: Store, config: Config, month: date | None, stop: threading.Event) -> Run:
@@ -36,7 +38,7 @@ def start_send(store: Store, config: Config, month: date | None, stop: threading
 def run_scheduled(store: Store, config: Config, month: date, stop: threading.Event | None = None) -> Run | None:
     """The monthly job for `month`: publish once (a second call is a no-op returning None)."""
     key = f"{month:%Y-%m}"
-    run = run_log.start(store, RunKind.SCHEDULED, key, dedupe=f"scheduled:{key}")
+    run = run_log.start(store, RunKind.SCHEDULED, key, dedupe=f"scheduled:{key}") or _take_over(store, key)
     if run is None:
         log.info("the scheduled publish of %s already ran; not running it again", key)
         return None
@@ -46,18 +48,39 @@ def run_scheduled(store: Store, config: Config, month: date, stop: threading.Eve
         log.info("skipping the scheduled publish of %s: %s", key, exc)
         run_log.finish(store, run.id, RunStatus.SKIPPED, str(exc))
         return run_log.get(store, run.id)
-    except DigestError as exc:
-        log.error("the scheduled publish of %s failed: %s", key, exc)
-        run_log.finish(store, run.id, RunStatus.FAILED, str(exc))
-        return run_log.get(store, run.id)
+    except Exception as exc:  # noqa: BLE001 - recorded, never left "running" (that would hold the month's dedupe key)
+        return _scheduled_failed(store, run.id, key, exc)
     if config.schedule.mode == "draft":
-        report = publish.send_copies(config, rendered, list(config.delivery.recipients))
+        try:
+            report = publish.send_copies(config, rendered, list(config.delivery.recipients))
+        except Exception as exc:  # noqa: BLE001 - e.g. the SMTP server is unreachable
+            return _scheduled_failed(store, run.id, key, exc)
         detail = f"preview sent to {len(report.results) - report.failed} of {len(report.results)}; the send waits for POST /admin/send"
         log.info("%s: %s", key, detail)
         run_log.finish(store, run.id, RunStatus.AWAITING_SEND, detail)
         return run_log.get(store, run.id)
     _send_run(store, config, rendered, run.id, stop or threading.Event())
     return run_log.get(store, run.id)
+
+
+def _take_over(store: Store, key: str) -> Run | None:
+    """Restart a scheduled run whose process died mid-run (no progress for a long time); else None."""
+    dedupe = f"scheduled:{key}"
+    found = run_log.by_dedupe(store, dedupe)
+    if found is None or found.status != RunStatus.RUNNING or utcnow() - found.updated_at < ABANDONED_AFTER:
+        return None
+    log.warning("the scheduled publish of %s made no progress since %s; running it again", key, found.updated_at)
+    run_log.finish(store, found.id, RunStatus.FAILED, "abandoned: its process stopped while running")
+    return run_log.start(store, RunKind.SCHEDULED, key, dedupe=dedupe)
+
+
+def _scheduled_failed(store: Store, run_id: str, key: str, exc: Exception) -> Run | None:
+    if isinstance(exc, DigestError):
+        log.error("the scheduled publish of %s failed: %s", key, exc)
+    else:
+        log.exception("the scheduled publish of %s failed: %s", key, exc)
+    run_log.finish(store, run_id, RunStatus.FAILED, str(exc))
+    return run_log.get(store, run_id)
 
 
 def _send_run(store: Store, config: Config, rendered: publish.Rendered, run_id: str, stop: threading.Event) -> None:
@@ -90,3 +113,5 @@ def _send_run(store: Store, config: Config, rendered: publish.Rendered, run_id: 
         detail += f"; stopped with {report.remaining} left"
     log.info("%s: %s", rendered.issue.key, detail)
     run_log.finish(store, run_id, status, detail)
+    if status == RunStatus.SUCCEEDED:
+        run_log.resolve_awaiting(store, rendered.issue.key, f"sent by run {run_id}: {detail}")

@@ -9,10 +9,11 @@ guard the rest: a month is published once, each subscriber mailed once.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest.collect import month_of
@@ -41,7 +42,8 @@ def fire_times(config: Config, start: datetime):
     fire = cron.get_next_fire_time(None, start)
     while fire is not None:
         yield fire
-        fire = cron.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        # step in UTC: wall-clock arithmetic drops `fold`, and the repeated hour of a DST change came round forever
+        fire = cron.get_next_fire_time(fire, fire.astimezone(UTC) + timedelta(microseconds=1))
 
 
 def next_runs(config: Config, count: int = 3, now: datetime | None = None) -> list[datetime]:
@@ -54,10 +56,10 @@ def due_time(config: Config, now: datetime | None = None) -> datetime | None:
 
     A run that starts late (the process was down) still publishes the month it was due for.
     """
-    now = now or datetime.now(config.site.tz)
-    due = None
+    now = (now or datetime.now(UTC)).astimezone(UTC)  # real time: the grace is real hours across DST changes,
+    due = None  # and UTC comparisons respect `fold` (same-zone aware datetimes compare by wall clock)
     for fire in fire_times(config, now - timedelta(hours=config.schedule.misfire_grace_hours)):
-        if fire > now:
+        if fire.astimezone(UTC) > now:
             break
         due = fire
     return due
@@ -120,7 +122,10 @@ class SchedulerService:
                     log.warning("scheduler lease: %s", exc)
                     held = False
                 if held and self.scheduler is None:
-                    self._start_scheduler()
+                    try:
+                        self._start_scheduler()
+                    except Exception:  # e.g. an unusable job store: the lease thread must live on and retry
+                        log.exception("could not start the scheduler; trying again in %g s", RENEW_SECONDS)
                 elif not held and self.scheduler is not None:
                     log.info("scheduler lease lost; this process stops scheduling")
                     self._stop_scheduler()
@@ -134,20 +139,25 @@ class SchedulerService:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        grace = int(self.config.schedule.misfire_grace_hours * 3600)
+        grace = max(1, math.ceil(self.config.schedule.misfire_grace_hours * 3600))  # APScheduler wants a positive int
         scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=_apscheduler_url(self.config.database_url))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
             timezone=self.config.site.tz,
         )
-        scheduler.start(paused=True)  # a run missed while down is still in the store: keep it
-        cron, kwargs = trigger(self.config), {"config_path": self.config_path}
-        job = scheduler.get_job(JOB_ID)
-        if job is None:
-            scheduler.add_job(JOB_FUNC, cron, id=JOB_ID, name="monthly publish", kwargs=kwargs)
-        elif str(job.trigger) != str(cron) or job.kwargs != kwargs:
-            job.modify(kwargs=kwargs)
-            job.reschedule(cron)
+        try:
+            scheduler.start(paused=True)  # a run missed while down is still in the store: keep it
+            cron, kwargs = trigger(self.config), {"config_path": self.config_path}
+            job = scheduler.get_job(JOB_ID)
+            if job is None:
+                scheduler.add_job(JOB_FUNC, cron, id=JOB_ID, name="monthly publish", kwargs=kwargs)
+            elif str(job.trigger) != str(cron) or job.kwargs != kwargs:
+                job.modify(kwargs=kwargs)
+                job.reschedule(cron)
+        except BaseException:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            raise
         scheduler.resume()
         self.scheduler = scheduler
         next_run = scheduler.get_job(JOB_ID).next_run_time

@@ -72,8 +72,28 @@ def progress(store: Store, run_id: str, sent: int, retried: int, failed: int) ->
 def finish(store: Store, run_id: str, status: RunStatus, detail: str | None = None) -> None:
     now = utcnow()
     finished = None if status in (RunStatus.RUNNING, RunStatus.AWAITING_SEND) else now
+    values = {"status": status, "detail": detail, "updated_at": now, "finished_at": finished}
+    if status == RunStatus.FAILED:  # a failed run frees its dedupe key: a later firing may try the month again
+        values["dedupe"] = None  # (the delivery log still mails each subscriber once)
     with store.write() as conn:
-        conn.execute(update(runs).where(runs.c.id == run_id).values(status=status, detail=detail, updated_at=now, finished_at=finished))
+        conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+
+def resolve_awaiting(store: Store, month: str, detail: str) -> None:
+    """A draft-mode scheduled run of `month` is done once a manual send of the month succeeds."""
+    now = utcnow()
+    with store.write() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.month == month, runs.c.kind == RunKind.SCHEDULED, runs.c.status == RunStatus.AWAITING_SEND)
+            .values(status=RunStatus.SUCCEEDED, detail=detail, updated_at=now, finished_at=now)
+        )
+
+
+def by_dedupe(store: Store, dedupe: str) -> Run | None:
+    with store.read() as conn:
+        row = conn.execute(select(runs).where(runs.c.dedupe == dedupe)).first()
+    return Run(**row._mapping) if row else None
 
 
 def get(store: Store, run_id: str) -> Run | None:

@@ -65,15 +65,22 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return HTMLResponse("<!DOCTYPE html><title>Error</title><p>Something went wrong on our side. Please try again later.</p>", status_code=500)
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(config: Config, scheduler: object | None = None) -> Starlette:
+    """The ASGI app; `scheduler` (a SchedulerService) starts and stops with it."""
     state = State(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        yield
-        state.stop.set()  # in-flight messages finish and are recorded
-        admin.wait_for_runs(timeout=30)
-        state.store.close()
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:  # uvicorn's shutdown, on SIGINT or SIGTERM alike
+            state.stop.set()  # in-flight messages finish and are recorded
+            if scheduler is not None:
+                scheduler.stop()  # hands the scheduler lease back at once
+            admin.wait_for_runs(timeout=30)
+            state.store.close()
 
     routes = [
         Route("/", pages.index, methods=["GET", "HEAD"]),
