@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from digest.collect import Archive, Issue, month_of
+from digest.collect import Archive, Issue
 from digest.config import Config
 from digest.errors import Problem
 from digest.render.email import UNSUBSCRIBE_TOKEN, RenderedEmail
@@ -47,12 +47,11 @@ def email_problems(email: RenderedEmail, issue: Issue, config: Config) -> list[P
 
 def repeated_links(archive: Archive, issue: Issue, config: Config) -> list[Problem]:
     """Links of this issue that an earlier issue already carried (a warning, not an error)."""
-    tz = config.site.tz
     earlier: dict[str, str] = {}
-    for entry in archive.entries:
-        month = month_of(entry.date, tz)
-        if entry.url and not entry.draft and month < issue.month:
-            earlier.setdefault(entry.url.rstrip("/"), f"{month:%Y-%m}")
+    for record in archive.records:
+        url = record.fields[1]
+        if url and not record.draft and record.month < issue.month:
+            earlier.setdefault(url.rstrip("/"), f"{record.month:%Y-%m}")
     problems = []
     for entry in issue.entries:
         sent = earlier.get((entry.url or "").rstrip("/"))

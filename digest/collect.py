@@ -19,7 +19,7 @@ from digest.files import is_inside, write_atomic
 
 log = logging.getLogger(__name__)
 ENTRY_SUFFIXES = (".md", ".markdown")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,36 @@ class Issue:
 
 
 @dataclass(frozen=True)
+class Record:
+    """What the scan keeps of one valid file: enough to pick months and spot duplicates cheaply.
+
+    The `Entry` itself is built only for the months a command needs.
+    """
+
+    path: str
+    fields: tuple  # Entry's fields after `path`, without body_html
+    month: date  # in the site's time zone
+    url_key: str | None  # normalised URL, for the same-URL-twice-in-a-month rule
+
+    @property
+    def draft(self) -> bool:
+        return self.fields[6]
+
+    def entry(self) -> Entry:
+        return Entry(Path(self.path), *self.fields)
+
+
+@dataclass(frozen=True)
 class Archive:
     """Every valid entry in content/, and every problem found on the way."""
 
     config: Config
-    entries: tuple[Entry, ...]
+    records: tuple[Record, ...]
     problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(r.entry() for r in self.records)
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -67,7 +91,7 @@ class Archive:
 
     def months(self) -> list[date]:
         """Months with at least one published (non-draft) entry, oldest first."""
-        return sorted({month_of(e.date, self.config.site.tz) for e in self.entries if not e.draft})
+        return sorted({r.month for r in self.records if not r.draft})
 
     @property
     def latest_month(self) -> date:
@@ -78,8 +102,7 @@ class Archive:
 
     def issue(self, month: date, *, html: bool = True) -> Issue:
         """The issue for `month` (commentary rendered unless `html` is False); NothingToDo if empty."""
-        tz = self.config.site.tz
-        chosen = [e for e in self.entries if not e.draft and month_of(e.date, tz) == month]
+        chosen = [r.entry() for r in self.records if r.month == month and not r.draft]
         if not chosen:
             raise NothingToDo(f"no entries for {month:%Y-%m}: nothing to build or send")
         return make_issue(month, [with_html(e) for e in chosen] if html else chosen, self.config)
@@ -134,27 +157,23 @@ def _preheader(entries: list[Entry], limit: int = 140) -> str:
 
 def load_archive(config: Config, *, strict: bool = True) -> Archive:
     """Read every entry file (through a stat-keyed cache); with `strict`, any error raises."""
-    scanned = _Scanner(config).scan()
-    problems = list(scanned.problems) + _duplicate_urls(scanned.entries, config)
-    archive = Archive(config, scanned.entries, tuple(problems))
+    records, problems = _Scanner(config).scan()
+    archive = Archive(config, records, problems + tuple(_duplicate_urls(records, config)))
     if strict and archive.errors:
         raise ContentError(archive.errors)
     return archive
 
 
-def _duplicate_urls(entries: tuple[Entry, ...], config: Config) -> list[Problem]:
-    seen: dict[tuple[date, str], Entry] = {}
+def _duplicate_urls(records: tuple[Record, ...], config: Config) -> list[Problem]:
+    seen: dict[tuple[date, str], Record] = {}
     problems = []
-    for entry in sorted(entries, key=lambda e: (e.date, str(e.path))):
-        if entry.url is None or entry.draft:
-            continue
-        key = (month_of(entry.date, config.site.tz), _normal_url(entry.url))
-        first = seen.setdefault(key, entry)
-        if first is not entry:
+    for record in sorted((r for r in records if r.url_key and not r.draft), key=lambda r: (r.fields[2], r.path)):
+        first = seen.setdefault((record.month, record.url_key), record)
+        if first is not record:
             problems.append(
                 Problem(
-                    display_path(entry.path, config),
-                    f"same url as {display_path(first.path, config)} in {key[0]:%Y-%m}: {entry.url}",
+                    display_path(Path(record.path), config),
+                    f"same url as {display_path(Path(first.path), config)} in {record.month:%Y-%m}: {record.fields[1]}",
                     None,
                     "merge the two entries or remove one",
                 )
@@ -175,14 +194,11 @@ def display_path(path: Path, config: Config) -> Path:
         return path
 
 
-@dataclass(frozen=True)
-class _Scan:
-    entries: tuple[Entry, ...]
-    problems: tuple[Problem, ...]
-
-
 class _Scanner:
-    """Walks content/ and parses only files whose (mtime, size) changed since the last run."""
+    """Walks content/ and parses only files whose (mtime, size) changed since the last run.
+
+    The cache holds plain tuples (no Path objects), so loading it for 10,000 files is cheap.
+    """
 
     def __init__(self, config: Config):
         self.config = config
@@ -190,42 +206,45 @@ class _Scanner:
         self.cache_path = config.var_dir / "cache" / "content.pickle"
         self.fingerprint = (CACHE_VERSION, config.site.sections, config.site.timezone, str(self.root))
 
-    def scan(self) -> _Scan:
+    def scan(self) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
         if not self.root.is_dir():
             problem = Problem(display_path(self.root, self.config), "content folder not found", hint="create it, or set [paths] content in digest.toml")
-            return _Scan((), (problem,))
+            return (), (problem,)
         old = self._load_cache()
         new: dict[str, tuple] = {}
-        entries: list[Entry] = []
+        records: list[Record] = []
         problems: list[Problem] = []
-        for path, stat, problem in self._walk():
+        for path, stat_key, problem in self._walk():
             if problem:
                 problems.append(problem)
                 continue
-            key = str(path)
-            cached = old.get(key)
-            if cached is None or cached[0] != (stat.st_mtime_ns, stat.st_size):
-                entry, found = self._parse(path)
-                cached = ((stat.st_mtime_ns, stat.st_size), entry, tuple(found))
-            new[key] = cached
+            cached = old.get(path)
+            if cached is None or cached[0] != stat_key:
+                cached = (stat_key, *self._parse(Path(path)))
+            new[path] = cached
             if cached[1] is not None:
-                entries.append(cached[1])
+                records.append(cached[1])
             problems.extend(cached[2])
         if new != old:
             self._save_cache(new)
-        return _Scan(tuple(entries), tuple(problems))
+        return tuple(records), tuple(problems)
 
-    def _parse(self, path: Path) -> tuple[Entry | None, list[Problem]]:
-        shown = display_path(path, self.config)
+    def _parse(self, path: Path) -> tuple[Record | None, tuple[Problem, ...]]:
+        shown = str(display_path(path, self.config))
         try:
             raw = _read_limited(path)
         except OSError as exc:
-            return None, [Problem(shown, f"cannot read file: {exc.strerror}")]
+            return None, (Problem(shown, f"cannot read file: {exc.strerror}"),)
         entry, problems = parse_entry(path, raw, self.config.site.sections, self.config.site.tz)
-        return entry, [Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems]
+        found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems)
+        if entry is None:
+            return None, found
+        fields = tuple(getattr(entry, f) for f in Entry.__dataclass_fields__ if f not in ("path", "body_html"))
+        url_key = _normal_url(entry.url) if entry.url else None
+        return Record(str(path), fields, month_of(entry.date, self.config.site.tz), url_key), found
 
-    def _walk(self) -> Iterator[tuple[Path, os.stat_result, Problem | None]]:
-        stack = [self.root]
+    def _walk(self) -> Iterator[tuple[str, tuple[int, int], Problem | None]]:
+        stack = [str(self.root)]
         while stack:
             folder = stack.pop()
             with os.scandir(folder) as it:
@@ -233,19 +252,20 @@ class _Scanner:
             for item in items:
                 if item.name.startswith("."):
                     continue
-                path = Path(item.path)
-                if item.is_symlink() and not is_inside(path, self.root):
-                    yield path, None, Problem(display_path(path, self.config), "symlink points outside the content folder", hint="copy the file into content/ instead")  # type: ignore[misc]
+                if item.is_symlink() and not is_inside(Path(item.path), self.root):
+                    problem = Problem(str(display_path(Path(item.path), self.config)), "symlink points outside the content folder", hint="copy the file into content/ instead")
+                    yield item.path, (0, 0), problem
                 elif item.is_dir(follow_symlinks=False):
-                    stack.append(path)
+                    stack.append(item.path)
                 elif item.name.endswith(ENTRY_SUFFIXES) and item.is_file():
-                    yield path, item.stat(), None
+                    stat = item.stat()
+                    yield item.path, (stat.st_mtime_ns, stat.st_size), None
 
     def _load_cache(self) -> dict[str, tuple]:
         try:
             with open(self.cache_path, "rb") as handle:
                 data = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
             return {}
         return data["files"] if isinstance(data, dict) and data.get("fingerprint") == self.fingerprint else {}
 

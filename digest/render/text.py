@@ -6,110 +6,166 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.content import commentary_tokens
+from digest.content import commentary_tree, too_deep
 
 WIDTH = 72
+INLINE_MARKS = {"em": "_", "strong": "*", "s": "~~"}
+LISTS = ("bullet_list", "ordered_list")
 
 
 @dataclass
 class Footnotes:
     """Numbered links shared by a whole email, so each URL gets one number."""
 
-    urls: list[str] = field(default_factory=list)
+    numbers: dict[str, int] = field(default_factory=dict)
 
     def number(self, url: str) -> int:
-        if url not in self.urls:
-            self.urls.append(url)
-        return self.urls.index(url) + 1
+        return self.numbers.setdefault(url, len(self.numbers) + 1)
 
-
-def commentary_text(body: str, notes: Footnotes, indent: str = "") -> str:
-    """Paragraphs wrapped at 72 columns, bullets kept, each link followed by [n]."""
-    blocks: list[tuple[bool, str]] = []  # (inside a list, text)
-    lists: list[list] = []  # [marker kind, item counter] per open list
-    starts_item = False
-    quote = 0
-    for token in commentary_tokens(body):
-        kind = token.type
-        if kind == "bullet_list_open":
-            lists.append(["-", 0])
-        elif kind == "ordered_list_open":
-            lists.append(["1", int(token.attrGet("start") or 1) - 1])
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            lists.pop()
-        elif kind == "list_item_open":
-            lists[-1][1] += 1
-            starts_item = True
-        elif kind in ("blockquote_open", "blockquote_close"):
-            quote += 1 if kind == "blockquote_open" else -1
-        elif kind == "inline":
-            text = _inline(token.children or [], notes)
-            blocks.append((bool(lists), _fill(text, lists, starts_item, quote)))
-            starts_item = False
-        elif kind in ("fence", "code_block"):
-            blocks.append((False, textwrap.indent(token.content.rstrip("\n"), "    ")))
-        elif kind == "hr":
-            blocks.append((False, "* * *"))
-    parts: list[str] = []
-    for index, (in_list, text) in enumerate(blocks):
-        if index and not (in_list and blocks[index - 1][0]):
-            parts.append("")
-        parts.append(text)
-    text = "\n".join(parts)
-    return textwrap.indent(text, indent) if indent else text
-
-
-def _fill(text: str, lists: list[list], starts_item: bool, quote: int) -> str:
-    """Wrap one paragraph, with a list marker or continuation indent and quote prefix."""
-    first = rest = ""
-    if lists:
-        kind, count = lists[-1]
-        marker = "-" if kind == "-" else f"{count}."
-        lead = "  " * (len(lists) - 1)
-        rest = lead + " " * (len(marker) + 1)
-        first = lead + marker + " " if starts_item else rest
-    prefix = "> " * quote
-    lines = []
-    for number, paragraph in enumerate(text.split("\n")):
-        head = first if number == 0 else rest
-        lines.append(
-            textwrap.fill(
-                paragraph or " ",
-                WIDTH,
-                initial_indent=prefix + head,
-                subsequent_indent=prefix + rest,
-                break_long_words=False,
-                break_on_hyphens=False,
-            ).rstrip()
-        )
-    return "\n".join(lines)
-
-
-def _inline(children: list[Any], notes: Footnotes) -> str:
-    out: list[str] = []
-    links: list[tuple[str | None, int]] = []  # (href, where its text starts in out)
-    for child in children:
-        if child.type == "text":
-            out.append(child.content)
-        elif child.type == "code_inline":
-            out.append(f"`{child.content}`")
-        elif child.type in ("softbreak", "hardbreak"):
-            out.append("\n" if child.type == "hardbreak" else " ")
-        elif child.type in ("em_open", "em_close"):
-            out.append("_")
-        elif child.type in ("strong_open", "strong_close"):
-            out.append("*")
-        elif child.type == "link_open":
-            href = child.attrGet("href")
-            links.append((str(href) if href else None, len(out)))
-        elif child.type == "link_close" and links:
-            url, start = links.pop()
-            if url and "".join(out[start:]) != url:  # a bare URL is its own footnote
-                out.append(f" [{notes.number(url)}]")
-        elif child.type == "image":
-            out.append(child.content or "image")
-    return "".join(out)
+    @property
+    def urls(self) -> list[str]:
+        return list(self.numbers)
 
 
 def footnote_list(notes: Footnotes) -> str:
-    return "\n".join(f"[{n}] {url}" for n, url in enumerate(notes.urls, 1))
+    return "\n".join(f"[{n}] {url}" for url, n in notes.numbers.items())
+
+
+def commentary_text(body: str, notes: Footnotes, indent: str = "") -> str:
+    """Paragraphs wrapped at 72 columns, lists and quotes kept, each link followed by [n]."""
+    if not body:
+        return ""
+    tree = commentary_tree(body)
+    if too_deep(tree):  # the HTML shows such commentary as plain paragraphs; so does the text
+        paragraphs = [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
+        text = "\n\n".join(textwrap.fill(p, WIDTH) for p in paragraphs)
+    else:
+        writer = _Writer(notes)
+        writer.blocks(tree.children)
+        text = writer.text()
+    return textwrap.indent(text, indent) if indent else text
+
+
+class _Writer:
+    """Walks the tree's blocks, keeping the list and quote context for prefixes."""
+
+    def __init__(self, notes: Footnotes):
+        self.notes = notes
+        self.out: list[tuple[bool, str]] = []  # (inside a list, wrapped text)
+        self.lists: list[list] = []  # [kind, item number] per open list
+        self.quote = 0
+        self.starts_item = False
+
+    def blocks(self, nodes: list[Any]) -> None:
+        inline: list[Any] = []  # a tight list item holds inline nodes directly
+        for node in nodes:
+            if node.name in ("paragraph", "heading", "lheading") or node.name not in _BLOCKS:
+                if node.name in _BLOCKS:
+                    self._flush(inline)
+                    self.paragraph(node.children)
+                else:
+                    inline.append(node)
+                continue
+            self._flush(inline)
+            if node.name in LISTS:
+                self.lists.append(["-" if node.name == "bullet_list" else "1", int(node.meta.get("start", 1)) - 1])
+                for item in node.children:
+                    self.lists[-1][1] += 1
+                    self.starts_item = True
+                    self.blocks(item.children)
+                self.lists.pop()
+            elif node.name == "blockquote":
+                self.quote += 1
+                self.blocks(node.children)
+                self.quote -= 1
+            elif node.name in ("code_block", "fence"):
+                self.out.append((False, textwrap.indent(str(node.meta.get("content", "")).rstrip("\n"), "    ")))
+            elif node.name == "hr":
+                self.out.append((False, "* * *"))
+            elif node.name == "table":
+                rows = [" | ".join(_inline(cell.children, self.notes) for cell in row.children) for part in node.children for row in part.children]
+                self.out.append((False, "\n".join(rows)))
+        self._flush(inline)
+
+    def _flush(self, inline: list[Any]) -> None:
+        if inline:
+            self.paragraph(list(inline))
+            inline.clear()
+
+    def paragraph(self, children: list[Any]) -> None:
+        self.out.append((bool(self.lists), self._fill(_inline(children, self.notes))))
+        self.starts_item = False
+
+    def _fill(self, text: str) -> str:
+        first = rest = ""
+        if self.lists:
+            kind, count = self.lists[-1]
+            marker = "-" if kind == "-" else f"{count}."
+            lead = "  " * (len(self.lists) - 1)
+            rest = lead + " " * (len(marker) + 1)
+            first = lead + marker + " " if self.starts_item else rest
+        prefix = "> " * self.quote
+        lines = []
+        for number, line in enumerate(text.split("\n")):
+            head = first if number == 0 else rest
+            lines.append(
+                textwrap.fill(line or " ", WIDTH, initial_indent=prefix + head, subsequent_indent=prefix + rest,
+                              break_long_words=False, break_on_hyphens=False).rstrip()
+            )  # fmt: skip
+        return "\n".join(lines)
+
+    def text(self) -> str:
+        parts: list[str] = []
+        for index, (in_list, text) in enumerate(self.out):
+            if index and not (in_list and self.out[index - 1][0]):
+                parts.append("")
+            parts.append(text)
+        return "\n".join(parts)
+
+
+_BLOCKS = {"paragraph", "heading", "lheading", "bullet_list", "ordered_list", "blockquote", "code_block", "fence", "hr", "table"}
+
+
+def _inline(nodes: list[Any], notes: Footnotes) -> str:
+    """Inline nodes -> text; a link's text is followed by [n] unless the text is the URL itself."""
+    out: list[str] = []
+    stack = [(node, False) for node in reversed(nodes)]
+    while stack:  # iterative: deeply nested emphasis can't exhaust the recursion limit
+        node, closing = stack.pop()
+        name, meta = node.name, node.meta
+        if closing:
+            if name in ("link", "linkify", "autolink"):
+                url = str(meta.get("url", ""))
+                start = meta.get("_start", 0)
+                if url and "".join(out[start:]) != url:
+                    out.append(f" [{notes.number(url)}]")
+            elif name in INLINE_MARKS:
+                out.append(INLINE_MARKS[name])
+            continue
+        if name in ("text", "text_special"):
+            out.append(str(meta.get("content", "")))
+        elif name == "code_inline":
+            out.append("`" + "".join(str(c.meta.get("content", "")) for c in node.children) + "`")
+        elif name == "softbreak":
+            out.append(" ")
+        elif name == "hardbreak":
+            out.append("\n")
+        elif name == "image":
+            out.append(str(meta.get("alt", "")) or "image")
+        else:
+            if name in INLINE_MARKS:
+                out.append(INLINE_MARKS[name])
+            if name in ("link", "linkify", "autolink"):
+                meta = dict(meta)
+                meta["_start"] = len(out)
+                node = _Marked(node, meta)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.children))
+    return "".join(out)
+
+
+class _Marked:
+    """A node with the output position its link text starts at (pyrs nodes' meta is a copy)."""
+
+    def __init__(self, node: Any, meta: dict):
+        self.name, self.meta, self.children = node.name, meta, node.children
