@@ -70,7 +70,8 @@ class MailAdapter(ABC):
     def send(self, message: OutgoingMessage, commit: Callable[[], None] = lambda: None) -> SendResult:
         """Send one message. `commit` runs just before the point of no return (SMTP: the final
         '.' of DATA), so dispatch can finish recording the previous message while this one is
-        transferred, and still never have more than one unrecorded message per connection."""
+        transferred, and still never have more than one unrecorded message per connection.
+        `commit.ready()`, when present, says whether calling it would return at once."""
         try:
             self._transmit(message, commit)
         except Deferred as exc:

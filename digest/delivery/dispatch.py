@@ -171,6 +171,8 @@ class Sender:
             while pending:
                 self.ledger.wait(pending.pop())
 
+        settle.ready = lambda: all(f.done() for f in pending)  # type: ignore[attr-defined]  # lets SMTP send body and '.' at once
+
         with make_adapter(self.config, self.adapter) as transport:
             try:
                 deferrals = 0

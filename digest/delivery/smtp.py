@@ -138,15 +138,25 @@ def _sendmail(client: smtplib.SMTP, message: OutgoingMessage, commit: Callable[[
             if replies[-1][0] >= 400:
                 break
     _check_envelope(client, message, replies)
-    client.send(_dot_stuff(message.raw))
+    body = _dot_stuff(message.raw)
+    ready = getattr(commit, "ready", None)
+    if ready is not None and ready():  # the previous outcome is recorded already: one write
+        _commit(commit)
+        client.send(body + b".\r\n")
+    else:  # transfer the body while the previous outcome is recorded, then complete
+        client.send(body)
+        _commit(commit)
+        client.send(b".\r\n")
+    code, reply = client.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _commit(commit: Callable[[], None]) -> None:
     try:
         commit()
     except BaseException as exc:
         raise _Uncommitted(str(exc)) from exc
-    client.send(b".\r\n")
-    code, reply = client.getreply()
-    if code != 250:
-        raise smtplib.SMTPDataError(code, reply)
 
 
 def _check_envelope(client: smtplib.SMTP, message: OutgoingMessage, replies: list[tuple[int, bytes]]) -> None:
