@@ -195,9 +195,17 @@ def _check_section(value: Any, sections: tuple[str, ...]) -> str | None:
 
 
 def _section_hint(value: str, sections: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(value, sections, 1, 0.6)
+    """Suggest the section whose start looks most like what was typed ('Papres' -> 'Papers and Reports')."""
+    typed = value.casefold()
+
+    def score(section: str) -> float:
+        whole = difflib.SequenceMatcher(None, typed, section.casefold()).ratio()
+        start = difflib.SequenceMatcher(None, typed, section.casefold()[: len(typed) + 2]).ratio()
+        return max(whole, start)
+
+    best = max(sections, key=score)
     listed = "use one of: " + ", ".join(sections)
-    return f"did you mean {close[0]!r}? {listed}" if close else listed
+    return f"did you mean {best!r}? {listed}" if score(best) >= 0.6 else listed
 
 
 def _check_tags(value: Any) -> tuple[str, ...] | None:

@@ -51,8 +51,8 @@ retry_backoff = 0.05
 
 def digest(root: Path, *args: str, check: bool = False, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run the real CLI in `root`, as a user would."""
-    full_env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret", **(env or {})}
-    full_env.pop("DIGEST_CONFIG", None)
+    full_env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    full_env.update({"DIGEST_SECRET_KEY": "test-secret", **(env or {})})
     result = subprocess.run(
         [sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, timeout=120, **kwargs
     )
