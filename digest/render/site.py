@@ -39,9 +39,10 @@ def render_site(issues: Sequence[Issue], articles: dict[str, str], config: Confi
             article=Markup(articles[issue.key]),
             older=ordered[index - 1] if index else None,
             newer=ordered[index + 1] if index + 1 < len(ordered) else None,
+            root="../../",  # relative, so a page opened from disk finds its stylesheet
         )
         pages.append(Page(f"{issue.month:%Y/%m}/index.html", html.encode()))
-    index_html = render_index(list(reversed(ordered)), config)
+    index_html = render_index(list(reversed(ordered)), config, root="")
     pages.append(Page("index.html", index_html.encode()))
     for name in STATIC_FILES:
         pages.append(Page(name, (templates / "site" / name).read_bytes()))
