@@ -103,9 +103,10 @@ def import_(obj: Context, file: Path, pending: bool) -> None:
         data = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DigestError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+    store = _store(obj)
     try:
-        result = subs.import_csv(_store(obj), data, SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE)
-    except DigestError as exc:
+        result = subs.import_csv(store, data, SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE)
+    except subs.CsvError as exc:
         raise DigestError(f"{file}:{exc}") from None
     for line, why in result.rejected:
         echo(f"{file}:{line}: skipped: {why}", err=True)

@@ -44,7 +44,10 @@ retry_backoff = 0.05
     if database_url:
         config += f'\n[store]\nurl = "{database_url}"\n'
     if smtp_port:
-        config += f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\ntimeout = 5\n{smtp}\n'
+        given = {line.split("=")[0].strip() for line in smtp.splitlines() if "=" in line}
+        defaults = {"host": '"127.0.0.1"', "port": str(smtp_port), "security": '"none"', "timeout": "5"}
+        table = "".join(f"{k} = {v}\n" for k, v in defaults.items() if k not in given)
+        config += f"\n[smtp]\n{table}{smtp}\n"
     (root / "digest.toml").write_text(config + extra)
     return root
 

@@ -20,6 +20,7 @@ from digest.errors import StoreError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another's lock before "database is locked"
 
 
 class SubscriberStatus(StrEnum):
@@ -97,7 +98,7 @@ def _make_engine(url: str) -> Engine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=16, max_overflow=16)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, pool_size=16, max_overflow=16)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -109,10 +110,11 @@ def _make_engine(url: str) -> Engine:
 def _sqlite_connect(dbapi_conn: object, _record: object) -> None:
     dbapi_conn.isolation_level = None  # type: ignore[attr-defined]  # SQLAlchemy's begin hook decides
     cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: the statements below may meet a lock
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer (set once per file)
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash, fsync at checkpoints
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -21,6 +21,10 @@ class InvalidAddress(DigestError):
     """An address that is not a syntactically valid email address."""
 
 
+class CsvError(DigestError):
+    """A subscriber CSV that can't be imported at all (its message starts with the line)."""
+
+
 @dataclass(frozen=True)
 class Subscriber:
     id: int
@@ -139,7 +143,7 @@ def import_csv(store: Store, data: str, status: SubscriberStatus = SubscriberSta
     reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
     columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
     if "email" not in columns:
-        raise DigestError(f"line 1: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+        raise CsvError(f"line 1: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})")
     rows: dict[str, str | None] = {}
     rejected: list[tuple[int, str]] = []
     for record in reader:
