@@ -56,9 +56,8 @@ def digest(root: Path, *args: str, check: bool = False, env: dict | None = None,
     """Run the real CLI in `root`, as a user would."""
     full_env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
     full_env.update({"DIGEST_SECRET_KEY": "test-secret", **(env or {})})
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, timeout=120, **kwargs
-    )
+    kwargs.setdefault("timeout", 120)
+    result = subprocess.run([sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, **kwargs)
     if check and result.returncode != 0:
         raise AssertionError(f"digest {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
