@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_project, smtp_server  # noqa: F401
+from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_project, smtp_server, write_project  # noqa: F401
 
 from digest import publish, tokens
 from digest.config import load_config
@@ -18,8 +18,8 @@ from digest.render.email import UNSUBSCRIBE_TOKEN
 
 
 @pytest.fixture
-def project(make_project) -> Path:
-    return make_project()
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "p")  # composing touches no database: SQLite only
 
 
 @pytest.fixture
