@@ -32,13 +32,59 @@ from digest.render.email import render_email  # noqa: E402
 from digest.render.feed import render_feeds  # noqa: E402
 from digest.render.site import render_article, render_site  # noqa: E402
 
-WORDS = (
-    "model training inference scaling compute cluster latency memory attention transformer "
-    "quantum chip error correction market growth revenue platform agent search reasoning "
-    "benchmark dataset evaluation open source research paper report podcast interview "
-    "startup policy energy data center power grid supply chain robotics vision language"
-).split()
-SITES = ["arxiv.org/abs", "www.nature.com/articles", "substack.com/p", "www.youtube.com/watch", "blog.example.org/posts", "www.ft.com/content"]
+WORDS = [
+    "model",
+    "training",
+    "inference",
+    "scaling",
+    "compute",
+    "cluster",
+    "latency",
+    "memory",
+    "attention",
+    "transformer",
+    "quantum",
+    "chip",
+    "error",
+    "correction",
+    "market",
+    "growth",
+    "revenue",
+    "platform",
+    "agent",
+    "search",
+    "reasoning",
+    "benchmark",
+    "dataset",
+    "evaluation",
+    "open",
+    "source",
+    "research",
+    "paper",
+    "report",
+    "podcast",
+    "interview",
+    "startup",
+    "policy",
+    "energy",
+    "data",
+    "center",
+    "power",
+    "grid",
+    "supply",
+    "chain",
+    "robotics",
+    "vision",
+    "language",
+]
+SITES = [
+    "arxiv.org/abs",
+    "www.nature.com/articles",
+    "substack.com/p",
+    "www.youtube.com/watch",
+    "blog.example.org/posts",
+    "www.ft.com/content",
+]
 SECTIONS = ["Articles and Blogs", "Substack", "Papers and Reports", "YouTube and Podcasts", "News"]
 
 
@@ -114,7 +160,11 @@ def stages(root: Path, month: date, repeats: int) -> dict[str, float]:
     def write_site(issues, articles, rendered_feeds):
         for page in render_site(list(issues.values()), articles, config):
             write_atomic(site / page.path, page.body)
-        for name, body in (("feed.xml", rendered_feeds.rss), ("atom.xml", rendered_feeds.atom), ("feed.json", rendered_feeds.json)):
+        for name, body in (
+            ("feed.xml", rendered_feeds.rss),
+            ("atom.xml", rendered_feeds.atom),
+            ("feed.json", rendered_feeds.json),
+        ):
             write_atomic(site / name, body)
 
     def everything():
@@ -186,13 +236,21 @@ def main() -> None:
 
 def report(r: dict) -> None:
     ms = lambda seconds: f"{seconds * 1000:8.1f}"  # noqa: E731
-    print(f"\n{'entries':>8} {'collect':>8} {'email':>8} {'feeds':>8} {'site':>8} {'total':>8}  (ms, median; email HTML KB)")
+    print(
+        f"\n{'entries':>8} {'collect':>8} {'email':>8} {'feeds':>8} {'site':>8} {'total':>8}  (ms, median; email HTML KB)"
+    )
     for size in ("30", "300", "3000"):
         s = r[size]
-        print(f"{size:>8} {ms(s['collect'])} {ms(s['render_email'])} {ms(s['render_feeds'])} {ms(s['write_site'])} {ms(s['total'])}   {s['email_kb']:.0f} KB")
+        print(
+            f"{size:>8} {ms(s['collect'])} {ms(s['render_email'])} {ms(s['render_feeds'])} {ms(s['write_site'])} {ms(s['total'])}   {s['email_kb']:.0f} KB"
+        )
     a, st = r["archive_10000"], r["startup"]
-    print(f"\ncollect one month of a 10,000-file archive: {a['warm'] * 1000:.1f} ms warm, {a['cold'] * 1000:.0f} ms cold (first run, no cache)")
-    print(f"start-up: digest --help {st['digest_help'] * 1000:.0f} ms, python -c pass {st['python_pass'] * 1000:.0f} ms")
+    print(
+        f"\ncollect one month of a 10,000-file archive: {a['warm'] * 1000:.1f} ms warm, {a['cold'] * 1000:.0f} ms cold (first run, no cache)"
+    )
+    print(
+        f"start-up: digest --help {st['digest_help'] * 1000:.0f} ms, python -c pass {st['python_pass'] * 1000:.0f} ms"
+    )
     checks = [
         ("30 entries collected, rendered, written < 50 ms", r["30"]["total"] < 0.050),
         ("300 entries < 150 ms", r["300"]["total"] < 0.150),

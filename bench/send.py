@@ -46,7 +46,9 @@ class Sink:
         self.kind = kind
         self.port = free_port()
         script = "rawsink.py" if kind == "raw" else "aiosink.py"
-        self.process = subprocess.Popen([sys.executable, str(REPO / "bench" / script), str(self.port)], stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / script), str(self.port)], stdout=subprocess.PIPE, text=True
+        )
         self.process.stdout.readline()
 
     def stop(self) -> None:
@@ -74,7 +76,9 @@ def one_message(root: Path) -> bytes:
     config = load_config(root / "digest.toml")
     rendered = publish.render(config)
     url = "https://links.example.com/unsubscribe/" + "x" * 60
-    return Composer(rendered.email, config).compose(Recipient("reader@example.com", "<bench@links.example.com>", url)).raw
+    return (
+        Composer(rendered.email, config).compose(Recipient("reader@example.com", "<bench@links.example.com>", url)).raw
+    )
 
 
 def baseline(port: int, raw: bytes, count: int) -> float:
@@ -109,9 +113,17 @@ def digest_send(base: Path, sink: Sink, subscribers: int, connections: int) -> d
     root = make_project(base / f"{sink.kind}-{subscribers}-{connections}", sink.port, connections)
     csv = root / "subscribers.csv"
     csv.write_text("email\n" + "".join(f"reader{n}@example.com\n" for n in range(subscribers)))
-    subprocess.run([sys.executable, "-m", "digest", "-q", "subscribers", "import", str(csv)], cwd=root, env=ENV, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "digest", "-q", "subscribers", "import", str(csv)],
+        cwd=root,
+        env=ENV,
+        check=True,
+        capture_output=True,
+    )
     sink_before = cpu_seconds(sink.process.pid)
-    out = subprocess.run([sys.executable, __file__, "--child", str(root)], cwd=root, env=ENV, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(root)], cwd=root, env=ENV, check=True, capture_output=True, text=True
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["sent"] == subscribers and result["failed"] == 0, result
     result.update(sink=sink.kind, subscribers=subscribers, connections=connections, rate=subscribers / result["seconds"],
@@ -153,7 +165,9 @@ def main() -> None:
 
 def report(runs: list[dict], baselines: dict[str, float], size: int) -> None:
     print(f"\nmessage: {size / 1000:.1f} KB (the shipped 2025-02 issue, personalised)")
-    print(f"{'sink':<9} {'subscribers':>11} {'conns':>5} {'msg/s':>7} {'x base':>7} {'seconds':>8} {'RSS MB':>7} {'own CPU s':>9} {'sink CPU s':>10}")
+    print(
+        f"{'sink':<9} {'subscribers':>11} {'conns':>5} {'msg/s':>7} {'x base':>7} {'seconds':>8} {'RSS MB':>7} {'own CPU s':>9} {'sink CPU s':>10}"
+    )
     for r in runs:
         print(f"{r['sink']:<9} {r['subscribers']:>11,} {r['connections']:>5} {r['rate']:>7.0f} {r['rate'] / baselines[r['sink']]:>7.2f} "
               f"{r['seconds']:>8.1f} {r['peak_rss_mb']:>7.0f} {r['cpu_seconds']:>9.1f} {r['sink_cpu_seconds']:>10.1f}")  # fmt: skip
@@ -164,14 +178,31 @@ def report(runs: list[dict], baselines: dict[str, float], size: int) -> None:
     for kind in baselines:
         largest = max(r["subscribers"] for r in runs if r["sink"] == kind)
         mine = [r for r in runs if r["sink"] == kind and r["subscribers"] == largest]
-        checks.append((f"{kind}: one connection >= 80% of the baseline ({largest:,})", all(r["rate"] >= 0.8 * baselines[kind] for r in mine if r["connections"] == 1)))
-        checks.append((f"{kind}: parallel connections beat the baseline ({largest:,})", all(r["rate"] > baselines[kind] for r in mine if r["connections"] > 1)))
+        checks.append(
+            (
+                f"{kind}: one connection >= 80% of the baseline ({largest:,})",
+                all(r["rate"] >= 0.8 * baselines[kind] for r in mine if r["connections"] == 1),
+            )
+        )
+        checks.append(
+            (
+                f"{kind}: parallel connections beat the baseline ({largest:,})",
+                all(r["rate"] > baselines[kind] for r in mine if r["connections"] > 1),
+            )
+        )
     ten = [r for r in raw if r["subscribers"] == 10_000]
-    checks.append(("10,000 subscribers end to end < 20 s (raw sink)", bool(ten) and all(r["seconds"] < 20 for r in ten)))
+    checks.append(
+        ("10,000 subscribers end to end < 20 s (raw sink)", bool(ten) and all(r["seconds"] < 20 for r in ten))
+    )
     big = [r for r in raw if r["subscribers"] == max(x["subscribers"] for x in raw)]
     small = [r for r in raw if r["subscribers"] == min(x["subscribers"] for x in raw)]
     checks.append(("peak RSS < 150 MB at the largest size", all(r["peak_rss_mb"] < 150 for r in big)))
-    checks.append(("peak RSS does not grow with subscribers (within 20 MB)", max(r["peak_rss_mb"] for r in big) - max(r["peak_rss_mb"] for r in small) < 20))
+    checks.append(
+        (
+            "peak RSS does not grow with subscribers (within 20 MB)",
+            max(r["peak_rss_mb"] for r in big) - max(r["peak_rss_mb"] for r in small) < 20,
+        )
+    )
     for name, ok in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     out = REPO / "bench" / "results"

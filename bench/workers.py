@@ -47,7 +47,9 @@ def cpu_seconds(pid: int) -> float:
 class Sink:
     def __init__(self, latency_ms: float = 0.0) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen([PYTHON, str(REPO / "bench" / "rawsink.py"), str(self.port), str(latency_ms)], stdout=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [PYTHON, str(REPO / "bench" / "rawsink.py"), str(self.port), str(latency_ms)], stdout=subprocess.PIPE
+        )
         self.process.stdout.readline()
 
     def stop(self) -> None:
@@ -90,15 +92,30 @@ def reset_deliveries(database_url: str) -> None:
     engine.dispose()
 
 
-def run_workers(base: Path, database_url: str, workers: int, connections: int, subscribers: int, latency_ms: float) -> dict:
+def run_workers(
+    base: Path, database_url: str, workers: int, connections: int, subscribers: int, latency_ms: float
+) -> dict:
     """Queue the month, then time `workers` worker processes draining it, one sink each."""
     reset_deliveries(database_url)
     sinks = [Sink(latency_ms) for _ in range(workers)]
-    roots = [project(base / f"w{workers}-{n}-{latency_ms:g}", database_url, sinks[n].port, connections) for n in range(workers)]
+    roots = [
+        project(base / f"w{workers}-{n}-{latency_ms:g}", database_url, sinks[n].port, connections)
+        for n in range(workers)
+    ]
     digest(roots[0], "send", "--queue-only")
     sink_cpu = [cpu_seconds(s.process.pid) for s in sinks]
     started = time.perf_counter()
-    procs = [subprocess.Popen([PYTHON, "-m", "digest", "worker", "--once"], cwd=r, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in roots]
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-m", "digest", "worker", "--once"],
+            cwd=r,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in roots
+    ]
     outputs, worker_cpu = [], 0.0
     for proc in procs:
         _, status, usage = os.wait4(proc.pid, 0)
@@ -131,7 +148,12 @@ def inline_send(base: Path, name: str, database_url: str | None, count: int) -> 
     elapsed = time.perf_counter() - started
     sink.stop()
     assert f"sent {count}," in out, out
-    return {"database": name, "messages": count, "seconds": round(elapsed, 2), "messages_per_second": round(count / elapsed)}
+    return {
+        "database": name,
+        "messages": count,
+        "seconds": round(elapsed, 2),
+        "messages_per_second": round(count / elapsed),
+    }
 
 
 def main() -> None:
@@ -140,7 +162,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections per worker")
     parser.add_argument("--compare", type=int, default=10_000, help="subscribers for the SQLite vs PostgreSQL send")
-    parser.add_argument("--latencies", default="0,5", help="sink reply latencies in ms: 0 (CPU-bound), 5 (a relay across a network)")
+    parser.add_argument(
+        "--latencies", default="0,5", help="sink reply latencies in ms: 0 (CPU-bound), 5 (a relay across a network)"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="digest-bench-"))
     pg = PostgresServer().start()
@@ -153,18 +177,29 @@ def main() -> None:
         runs = []
         for latency in [float(x) for x in args.latencies.split(",")]:
             for workers in [int(w) for w in args.workers.split(",")]:
-                print(f"sink latency {latency:g} ms, {workers} worker(s) x {args.connections} connections ...", flush=True)
+                print(
+                    f"sink latency {latency:g} ms, {workers} worker(s) x {args.connections} connections ...", flush=True
+                )
                 runs.append(run_workers(base, database_url, workers, args.connections, args.subscribers, latency))
-        compare = [inline_send(base, "sqlite", None, args.compare), inline_send(base, "postgresql", pg.new_database(), args.compare)]
+        compare = [
+            inline_send(base, "sqlite", None, args.compare),
+            inline_send(base, "postgresql", pg.new_database(), args.compare),
+        ]
     finally:
         pg.stop()
         shutil.rmtree(base, ignore_errors=True)
-    print(f"\n{args.subscribers:,} subscribers on PostgreSQL (import took {import_seconds:.1f} s), 28 KB message, raw-socket sinks:")
-    print(f"{'latency':>7} {'workers':>7} {'msg/s':>7} {'seconds':>8} {'x one':>6} {'trips/msg':>10} {'worker CPU s':>13} {'sink CPU s':>11}")
+    print(
+        f"\n{args.subscribers:,} subscribers on PostgreSQL (import took {import_seconds:.1f} s), 28 KB message, raw-socket sinks:"
+    )
+    print(
+        f"{'latency':>7} {'workers':>7} {'msg/s':>7} {'seconds':>8} {'x one':>6} {'trips/msg':>10} {'worker CPU s':>13} {'sink CPU s':>11}"
+    )
     for r in runs:
         one = next(x for x in runs if x["sink_latency_ms"] == r["sink_latency_ms"])["messages_per_second"]
-        print(f"{r['sink_latency_ms']:>5g}ms {r['workers']:>7} {r['messages_per_second']:>7} {r['seconds']:>8} {r['messages_per_second'] / one:>6.2f} "
-              f"{r['round_trips_per_message']:>10} {r['worker_cpu_seconds']:>13} {r['sink_cpu_seconds']:>11}")
+        print(
+            f"{r['sink_latency_ms']:>5g}ms {r['workers']:>7} {r['messages_per_second']:>7} {r['seconds']:>8} {r['messages_per_second'] / one:>6.2f} "
+            f"{r['round_trips_per_message']:>10} {r['worker_cpu_seconds']:>13} {r['sink_cpu_seconds']:>11}"
+        )
     print(f"\n{args.compare:,}-subscriber send, one process, {args.connections} connections:")
     for c in compare:
         print(f"  {c['database']:<11} {c['messages_per_second']:>6} msg/s  {c['seconds']} s")
@@ -177,7 +212,9 @@ def main() -> None:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
-    (results / "workers.json").write_text(json.dumps({"runs": runs, "compare": compare, "import_seconds": import_seconds}, indent=2))
+    (results / "workers.json").write_text(
+        json.dumps({"runs": runs, "compare": compare, "import_seconds": import_seconds}, indent=2)
+    )
 
 
 if __name__ == "__main__":

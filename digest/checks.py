@@ -33,15 +33,39 @@ def email_problems(email: RenderedEmail, issue: Issue, config: Config) -> list[P
     problems = []
     size = len(email.html.encode("utf-8"))
     if size > config.email.max_html_bytes:
-        problems.append(Problem(where, f"HTML is {size:,} bytes, over the {config.email.max_html_bytes:,}-byte limit", hint="Gmail clips at about 102 KB; trim commentary or move entries to next month"))
+        problems.append(
+            Problem(
+                where,
+                f"HTML is {size:,} bytes, over the {config.email.max_html_bytes:,}-byte limit",
+                hint="Gmail clips at about 102 KB; trim commentary or move entries to next month",
+            )
+        )
     if not re.search(r'<meta[^>]+name="color-scheme"', email.html) and "color-scheme:" not in email.html:
-        problems.append(Problem(where, "HTML does not declare color-scheme", hint="add <meta name=\"color-scheme\" content=\"light dark\"> to templates/email.mjml"))
+        problems.append(
+            Problem(
+                where,
+                "HTML does not declare color-scheme",
+                hint='add <meta name="color-scheme" content="light dark"> to templates/email.mjml',
+            )
+        )
     for part, body in (("HTML", email.html), ("text", email.text)):
         if UNSUBSCRIBE_TOKEN not in body:
-            problems.append(Problem(where, f"the {part} part has no unsubscribe link", hint=f"put {UNSUBSCRIBE_TOKEN} (the unsubscribe_url variable) in the template"))
+            problems.append(
+                Problem(
+                    where,
+                    f"the {part} part has no unsubscribe link",
+                    hint=f"put {UNSUBSCRIBE_TOKEN} (the unsubscribe_url variable) in the template",
+                )
+            )
     missing = [h for h in dict.fromkeys(html_links(email.html)) if h != UNSUBSCRIBE_TOKEN and h not in email.text]
     for href in missing:
-        problems.append(Problem(where, f"link {href} is in the HTML but not in the text part", hint="templates/email.txt should list every link"))
+        problems.append(
+            Problem(
+                where,
+                f"link {href} is in the HTML but not in the text part",
+                hint="templates/email.txt should list every link",
+            )
+        )
     return problems
 
 
@@ -56,5 +80,11 @@ def repeated_links(archive: Archive, issue: Issue, config: Config) -> list[Probl
     for entry in issue.entries:
         sent = earlier.get((entry.url or "").rstrip("/"))
         if sent:
-            problems.append(Problem(entry.path.relative_to(config.root) if entry.path.is_relative_to(config.root) else entry.path, f"{entry.url} was already sent in {sent}", warning=True))
+            problems.append(
+                Problem(
+                    entry.path.relative_to(config.root) if entry.path.is_relative_to(config.root) else entry.path,
+                    f"{entry.url} was already sent in {sent}",
+                    warning=True,
+                )
+            )
     return problems

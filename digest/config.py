@@ -100,9 +100,7 @@ class EmailConfig(Section):
         used = set(re.findall(r"{(\w*)[^}]*}", value))
         unknown = used - SUBJECT_FIELDS
         if unknown:
-            raise ValueError(
-                f"unknown placeholder {{{sorted(unknown)[0]}}}; use {', '.join(sorted(SUBJECT_FIELDS))}"
-            )
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {', '.join(sorted(SUBJECT_FIELDS))}")
         return value
 
 
@@ -163,7 +161,9 @@ class ScheduleConfig(Section):
     def _weekday_names(cls, value: str) -> str:
         # a number before any "/step" is a weekday number: refused, as cron and APScheduler disagree on them
         if any(re.search(r"\d", part.split("/")[0]) for part in value.split(",")):
-            raise ValueError("use weekday names (mon, tue, ... sun), not numbers: cron counts Sunday as 0, the scheduler Monday")
+            raise ValueError(
+                "use weekday names (mon, tue, ... sun), not numbers: cron counts Sunday as 0, the scheduler Monday"
+            )
         return value
 
     @field_validator("month", "day", "day_of_week", "hour", "minute", "second")
@@ -231,7 +231,13 @@ def find_config(explicit: Path | str | None = None) -> Path:
     path = Path(candidate)
     if not path.is_file():
         raise ConfigError(
-            [Problem(path, "config file not found", hint="run digest in the folder with digest.toml, or pass --config PATH")]
+            [
+                Problem(
+                    path,
+                    "config file not found",
+                    hint="run digest in the folder with digest.toml, or pass --config PATH",
+                )
+            ]
         )
     return path
 

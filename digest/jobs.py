@@ -30,7 +30,9 @@ def start_send(store: Store, config: Config, month: date | None, stop: threading
     rendered = publish.render(config, month)  # bad content or an empty month fails here, before the 202
     run = run_log.start(store, RunKind.MANUAL, rendered.issue.key)
     assert run is not None  # manual runs have no dedupe key
-    thread = threading.Thread(target=_send_run, args=(store, config, rendered, run.id, stop), name=f"digest-run-{run.id[:8]}", daemon=True)
+    thread = threading.Thread(
+        target=_send_run, args=(store, config, rendered, run.id, stop), name=f"digest-run-{run.id[:8]}", daemon=True
+    )
     thread.start()
     return run
 
@@ -55,7 +57,8 @@ def run_scheduled(store: Store, config: Config, month: date, stop: threading.Eve
             report = publish.send_copies(config, rendered, list(config.delivery.recipients))
         except Exception as exc:  # noqa: BLE001 - e.g. the SMTP server is unreachable
             return _scheduled_failed(store, run.id, key, exc)
-        detail = f"preview sent to {len(report.results) - report.failed} of {len(report.results)}; the send waits for POST /admin/send"
+        sent = len(report.results) - report.failed
+        detail = f"preview sent to {sent} of {len(report.results)}; the send waits for POST /admin/send"
         log.info("%s: %s", key, detail)
         run_log.finish(store, run.id, RunStatus.AWAITING_SEND, detail)
         return run_log.get(store, run.id)
@@ -108,7 +111,9 @@ def _send_run(store: Store, config: Config, rendered: publish.Rendered, run_id: 
     stats = report.stats
     run_log.progress(store, run_id, stats.sent, stats.retried, stats.failed)
     status = RunStatus.SUCCEEDED if report.ok else RunStatus.FAILED
-    detail = f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, skipped {report.already_sent} already sent"
+    detail = (
+        f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, skipped {report.already_sent} already sent"
+    )
     if report.stopped:
         detail += f"; stopped with {report.remaining} left"
     log.info("%s: %s", rendered.issue.key, detail)

@@ -47,7 +47,12 @@ class SendProgress:
             self.bar.update(self.task, completed=done, rate=rate)
         elif now - self.last_line >= LOG_EVERY:
             self.last_line = now
-            print(f"{self.issue_key}: {stats.sent} sent, {stats.retried} retried, {stats.failed} failed ({rate:.0f} msg/s)", file=self.stream, flush=True)
+            print(
+                f"{self.issue_key}: {stats.sent} sent, {stats.retried} retried, {stats.failed} failed "
+                f"({rate:.0f} msg/s)",
+                file=self.stream,
+                flush=True,
+            )
 
     def set_total(self, total: int) -> None:
         if self.bar is not None:

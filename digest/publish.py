@@ -62,7 +62,10 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     files = [(site / page.path, page.body) for page in rendered.pages]
     files += [(site / "feed.xml", feeds.rss), (site / "atom.xml", feeds.atom), (site / "feed.json", feeds.json)]
     emails = config.paths.output / "email"
-    files += [(emails / f"{rendered.issue.key}.html", rendered.email.html), (emails / f"{rendered.issue.key}.txt", rendered.email.text)]
+    files += [
+        (emails / f"{rendered.issue.key}.html", rendered.email.html),
+        (emails / f"{rendered.issue.key}.txt", rendered.email.text),
+    ]
     for path, body in files:
         write_atomic(path, body)
     log.info("built %s: %d entries, %d files", rendered.issue.key, len(rendered.issue.entries), len(files))

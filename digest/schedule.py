@@ -33,7 +33,15 @@ def trigger(config: Config):
     from apscheduler.triggers.cron import CronTrigger
 
     s = config.schedule
-    return CronTrigger(month=s.month, day=s.day, day_of_week=s.day_of_week, hour=s.hour, minute=s.minute, second=s.second, timezone=config.site.tz)
+    return CronTrigger(
+        month=s.month,
+        day=s.day,
+        day_of_week=s.day_of_week,
+        hour=s.hour,
+        minute=s.minute,
+        second=s.second,
+        timezone=config.site.tz,
+    )
 
 
 def fire_times(config: Config, start: datetime):

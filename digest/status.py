@@ -16,7 +16,9 @@ def render_status(config: Config, month: date | None = None) -> str:
     store = open_store(config)
     lines = []
     subs = subscribers.counts(store)
-    lines.append("subscribers: " + ", ".join(f"{subs.get(s, 0)} {s}" for s in ("active", "pending", "unsubscribed", "bounced")))
+    lines.append(
+        "subscribers: " + ", ".join(f"{subs.get(s, 0)} {s}" for s in ("active", "pending", "unsubscribed", "bounced"))
+    )
     issues = ledger.list_issues(store)
     if month is not None:
         issues = [i for i in issues if i.key == f"{month:%Y-%m}"]
@@ -26,18 +28,25 @@ def render_status(config: Config, month: date | None = None) -> str:
         c = ledger.counts(store, issue.id)
         state = "finished" if issue.sending_finished_at else ("sending" if issue.sending_started_at else "built")
         lines.append(
-            f"{issue.key}: {state}; sent {c['sent']}, queued {c['queued']}, in flight {c['sending']}, failed {c['failed']}, "
+            f"{issue.key}: {state}; sent {c['sent']}, queued {c['queued']}, in flight {c['sending']}, "
+            f"failed {c['failed']}, "
             f"skipped {c['skipped']}" + (f", resent after a crash {c['resent_unknown']}" if c["resent_unknown"] else "")
         )
         if issue.sending_started_at:
-            lines.append(f"  started {issue.sending_started_at:%Y-%m-%d %H:%M:%S} UTC" + (f", finished {issue.sending_finished_at:%Y-%m-%d %H:%M:%S} UTC" if issue.sending_finished_at else ""))
+            lines.append(
+                f"  started {issue.sending_started_at:%Y-%m-%d %H:%M:%S} UTC"
+                + (f", finished {issue.sending_finished_at:%Y-%m-%d %H:%M:%S} UTC" if issue.sending_finished_at else "")
+            )
         if month is not None:
             lines += [f"  failed: {email}: {error}" for email, error in ledger.failures(store, issue.id)]
     active = [w for w in workers.listing(store) if w.alive]
     lines.append(f"workers: {len(active)} running")
     for w in active:
         elapsed = max((w.heartbeat_at - w.started_at).total_seconds(), 1e-6)
-        lines.append(f"  #{w.id} {w.host} pid {w.pid}: {w.claimed} claimed, {w.sent} sent ({w.sent / elapsed:.0f} msg/s), lease until {w.lease_until:%H:%M:%S} UTC")
+        lines.append(
+            f"  #{w.id} {w.host} pid {w.pid}: {w.claimed} claimed, {w.sent} sent ({w.sent / elapsed:.0f} msg/s), "
+            f"lease until {w.lease_until:%H:%M:%S} UTC"
+        )
     if not issues and month is None:
         lines.append("no issue has been sent yet")
     store.close()

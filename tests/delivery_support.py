@@ -16,7 +16,13 @@ FEBRUARY = REPO / "content" / "2025" / "02"
 
 
 def write_project(
-    root: Path, *, smtp_port: int | None = None, delivery: str = "", smtp: str = "", extra: str = "", database_url: str | None = None
+    root: Path,
+    *,
+    smtp_port: int | None = None,
+    delivery: str = "",
+    smtp: str = "",
+    extra: str = "",
+    database_url: str | None = None,
 ) -> Path:
     """A project folder: the shipped February 2025 content and templates, and a digest.toml."""
     shutil.copytree(REPO / "templates", root / "templates")
@@ -52,12 +58,16 @@ retry_backoff = 0.05
     return root
 
 
-def digest(root: Path, *args: str, check: bool = False, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def digest(
+    root: Path, *args: str, check: bool = False, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """Run the real CLI in `root`, as a user would."""
     full_env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
     full_env.update({"DIGEST_SECRET_KEY": "test-secret", **(env or {})})
     kwargs.setdefault("timeout", 120)
-    result = subprocess.run([sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, **kwargs)
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, **kwargs
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"digest {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result

@@ -6,6 +6,7 @@ initdb refuses root.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -68,8 +69,6 @@ class PostgresServer:
         return self.url(name)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)

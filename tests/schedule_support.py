@@ -36,7 +36,13 @@ def soon(seconds: float) -> datetime:
 def daily_at(fire: datetime, **keys: object) -> str:
     """A [schedule] table that fires every day at `fire`'s local time of day: next at `fire`, then a day later."""
     local = fire.astimezone(SITE_TZ)
-    lines = ["[schedule]", 'day = "*"', f'hour = "{local.hour}"', f'minute = "{local.minute}"', f'second = "{local.second}"']
+    lines = [
+        "[schedule]",
+        'day = "*"',
+        f'hour = "{local.hour}"',
+        f'minute = "{local.minute}"',
+        f'second = "{local.second}"',
+    ]
     return "\n".join(lines + [f"{key} = {_toml(value)}" for key, value in keys.items()]) + "\n"
 
 
@@ -76,7 +82,9 @@ def call_with_timeout(function: Callable[[], T], timeout: float = 5.0) -> T:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise AssertionError(f"{getattr(function, '__name__', function)} did not return within {timeout:g} s (endless loop?)")
+        raise AssertionError(
+            f"{getattr(function, '__name__', function)} did not return within {timeout:g} s (endless loop?)"
+        )
     return result[0]
 
 
@@ -118,10 +126,14 @@ class Site:
         local = when.astimezone(SITE_TZ)
         path = self.root / "content" / f"{local:%Y}" / f"{local:%m}" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if text is not None else (
-            f"---\ntitle: The Link For {local:%B %Y}\nurl: https://example.org/{local:%Y-%m}/link\n"
-            f"date: {local:%Y-%m-%d}\nsection: Articles and Blogs\n---\n\nWhy it is worth reading.\n"
-        ))
+        path.write_text(
+            text
+            if text is not None
+            else (
+                f"---\ntitle: The Link For {local:%B %Y}\nurl: https://example.org/{local:%Y-%m}/link\n"
+                f"date: {local:%Y-%m-%d}\nsection: Articles and Blogs\n---\n\nWhy it is worth reading.\n"
+            )
+        )
         return path
 
     def runs(self) -> list[run_log.Run]:
@@ -158,7 +170,11 @@ class Serve:
         env.pop("DIGEST_DATABASE_URL", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "digest", "-v", "serve", "--port", str(self.port)],
-            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.stdout = self.stderr = ""
 

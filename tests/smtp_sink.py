@@ -91,7 +91,9 @@ class Recorder:
                 server.transport.close()
                 return "421 closing"  # never reaches the client: the socket is gone
             self.accepted += 1
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            self.messages.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+            )
         return "250 Message accepted"
 
     def by_recipient(self) -> Counter[str]:

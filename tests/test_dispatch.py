@@ -9,8 +9,7 @@ import sys
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_project, smtp_server  # noqa: F401
-from smtp_sink import Faults
+from delivery_support import add_subscribers, digest
 
 from digest.config import load_config
 from digest.publish import open_store
@@ -47,7 +46,10 @@ def test_a_second_send_sends_nothing_and_says_so(smtp_project, smtp_server):
 
 def test_temporary_failures_are_retried_and_permanent_ones_bounce(smtp_project, smtp_server):
     addresses = add_subscribers(smtp_project, 12)
-    smtp_server.recorder.faults.rcpt_once = {addresses[1]: "451 4.7.1 try again later", addresses[2]: "421 4.3.2 closing"}
+    smtp_server.recorder.faults.rcpt_once = {
+        addresses[1]: "451 4.7.1 try again later",
+        addresses[2]: "421 4.3.2 closing",
+    }
     smtp_server.recorder.faults.rcpt = {addresses[3]: "550 5.1.1 no such user"}
     result = digest(smtp_project, "send")
     assert result.returncode == 1  # a permanent failure is a non-zero exit
@@ -122,7 +124,17 @@ def test_two_concurrent_sends_deliver_once(make_project, smtp_server):
     addresses = add_subscribers(project, 120)
     smtp_server.recorder.faults.delay = 0.005
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-    runs = [subprocess.Popen([sys.executable, "-m", "digest", "send"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "digest", "send"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [r.communicate(timeout=120) for r in runs]
     assert all(r.returncode == 0 for r in runs), outputs
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
@@ -136,7 +148,9 @@ def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_dup
     addresses = add_subscribers(project, 150)
     smtp_server.recorder.faults.delay = 0.01
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-    victim = subprocess.Popen([sys.executable, "-m", "digest", "send"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "digest", "send"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     smtp_server.recorder.wait_for(40, timeout=60)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
@@ -162,7 +176,14 @@ def test_sigterm_stops_gracefully_and_a_rerun_finishes(make_project, smtp_server
     addresses = add_subscribers(project, 80)
     smtp_server.recorder.faults.delay = 0.02
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-    run = subprocess.Popen([sys.executable, "-m", "digest", "send"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "digest", "send"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     smtp_server.recorder.wait_for(10, timeout=60)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_server  # noqa: F401
+from delivery_support import add_subscribers, digest
 from smtp_sink import CuttingServer
 
 from digest import publish

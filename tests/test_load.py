@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from delivery_support import database_url, digest, make_project, postgres  # noqa: F401
+from delivery_support import digest
 
 from digest import tokens
 from digest.config import load_config
@@ -40,16 +40,19 @@ def free_port() -> int:
 @pytest.fixture
 def server(make_project):
     port = free_port()
-    project = make_project(
-        extra=f'\n[web]\nsubscribe_limit = 100000\nsubscribe_ip_limit = 100000\n'
-    )
+    project = make_project(extra="\n[web]\nsubscribe_limit = 100000\nsubscribe_ip_limit = 100000\n")
     toml = project / "digest.toml"
-    toml.write_text(toml.read_text().replace('base_url = "https://links.example.com/"', f'base_url = "http://127.0.0.1:{port}/"'))
+    toml.write_text(
+        toml.read_text().replace('base_url = "https://links.example.com/"', f'base_url = "http://127.0.0.1:{port}/"')
+    )
     digest(project, "build", check=True)
     env = {**os.environ, "DIGEST_SECRET_KEY": SECRET}
     process = subprocess.Popen(
         [sys.executable, "-m", "digest", "-q", "serve", "--no-scheduler", "--port", str(port)],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -86,7 +89,11 @@ async def one_client(base: str, jobs: asyncio.Queue, ids: dict[str, int], result
                 response = await client.get(f"/confirm/{tokens.make_token(SECRET, 'confirm', subject)}")
             else:
                 token = tokens.make_token(SECRET, "unsubscribe", subject)
-                response = await client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click", headers={"content-type": "application/x-www-form-urlencoded"})
+                response = await client.post(
+                    f"/unsubscribe/{token}",
+                    content=b"List-Unsubscribe=One-Click",
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                )
             results.append((action, address, response.status_code, time.perf_counter() - started))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from delivery_support import add_subscribers, database_url, digest, make_project, postgres, smtp_project, smtp_server, write_project  # noqa: F401
+from delivery_support import add_subscribers, digest, write_project
 
 from digest import publish, tokens
 from digest.config import load_config
@@ -29,7 +29,9 @@ def rendered(project: Path):
 
 
 def compose(config, rendered, address="reader@example.com", url="https://links.example.com/unsubscribe/abc.def"):
-    return Composer(rendered.email, config).compose(Recipient(address, "<2025-02.x@links.example.com>", url, name="Ann Reader"))
+    return Composer(rendered.email, config).compose(
+        Recipient(address, "<2025-02.x@links.example.com>", url, name="Ann Reader")
+    )
 
 
 def test_headers_are_rfc_8058_and_bulk_sender_ready(rendered):
@@ -41,7 +43,10 @@ def test_headers_are_rfc_8058_and_bulk_sender_ready(rendered):
     assert message["Message-ID"] == "<2025-02.x@links.example.com>"
     assert message["List-Id"] == "Link Archive <digest.links.example.com>"
     assert message["Date"].datetime.tzinfo is not None
-    assert message["List-Unsubscribe"] == "<https://links.example.com/unsubscribe/abc.def>, <mailto:digest@links.example.com?subject=unsubscribe>"
+    assert (
+        message["List-Unsubscribe"]
+        == "<https://links.example.com/unsubscribe/abc.def>, <mailto:digest@links.example.com?subject=unsubscribe>"
+    )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message.get_content_type() == "multipart/alternative"
     assert not message.defects
@@ -67,7 +72,9 @@ def test_encoded_lines_fit_rfc_5322_and_never_start_with_a_dot(rendered):
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
 
 
-@pytest.mark.parametrize("text", ["", ".", ".leading dot\n.another", "x" * 300, "trailing space \nand tab\t\n", "é" * 80, "=" * 100])
+@pytest.mark.parametrize(
+    "text", ["", ".", ".leading dot\n.another", "x" * 300, "trailing space \nand tab\t\n", "é" * 80, "=" * 100]
+)
 def test_quoted_printable_round_trips(text):
     import quopri
 
@@ -78,7 +85,9 @@ def test_quoted_printable_round_trips(text):
 
 def test_header_injection_through_a_title_or_name_is_impossible(rendered):
     config, r = rendered
-    evil = Composer(r.email, config).compose(Recipient("reader@example.com", "<m@x>", "https://links.example.com/u/t", name="Eve\r\nBcc: victim@example.com"))
+    evil = Composer(r.email, config).compose(
+        Recipient("reader@example.com", "<m@x>", "https://links.example.com/u/t", name="Eve\r\nBcc: victim@example.com")
+    )
     message = message_from_bytes(evil.raw, policy=policy.default)
     assert message["Bcc"] is None
     with pytest.raises(ValueError):
@@ -112,7 +121,12 @@ def test_a_tampered_unsubscribe_token_is_rejected():
     assert tokens.read_token("secret", "unsubscribe", token) == tokens.TokenSubject("a@example.com", 7)
     payload, signature = token.split(".")
     forged_payload = base64.urlsafe_b64encode(b"8:b@example.com").rstrip(b"=").decode()
-    for bad in (f"{forged_payload}.{signature}", token[:-1] + ("A" if token[-1] != "A" else "B"), "garbage", token + "x" * 600):
+    for bad in (
+        f"{forged_payload}.{signature}",
+        token[:-1] + ("A" if token[-1] != "A" else "B"),
+        "garbage",
+        token + "x" * 600,
+    ):
         with pytest.raises(tokens.TokenError):
             tokens.read_token("secret", "unsubscribe", bad)
     with pytest.raises(tokens.TokenError):
@@ -124,8 +138,13 @@ def test_a_tampered_unsubscribe_token_is_rejected():
 def test_dkim_signature_verifies_against_the_public_key(tmp_path, make_project, smtp_server):
     key = tmp_path / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
-    project = make_project(smtp_port=smtp_server.port, extra=f'\n[dkim]\nselector = "s2026"\ndomain = "links.example.com"\nkey_file = "{key}"\n')
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+    project = make_project(
+        smtp_port=smtp_server.port,
+        extra=f'\n[dkim]\nselector = "s2026"\ndomain = "links.example.com"\nkey_file = "{key}"\n',
+    )
     add_subscribers(project, 2)
     digest(project, "send", check=True)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
@@ -138,6 +157,17 @@ def test_dkim_signature_verifies_against_the_public_key(tmp_path, make_project, 
         assert dkim.verify(received.content, dnsfunc=dns)
         signature = received.message["DKIM-Signature"]
         signed = {h.strip().lower() for h in signature.split("h=")[1].split(";")[0].replace(" ", "").split(":")}
-        assert {"from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe", "list-unsubscribe-post"} <= signed
-        tampered = received.content.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nope")
+        assert {
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "list-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        } <= signed
+        tampered = received.content.replace(
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nope"
+        )
         assert not dkim.verify(tampered, dnsfunc=dns)

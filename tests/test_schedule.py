@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from delivery_support import digest, smtp_server  # noqa: F401
+from delivery_support import digest
 from schedule_support import (
     SITE_TZ,
     Serve,
@@ -55,11 +55,13 @@ def short_leases(monkeypatch):
 
 
 @pytest.fixture
-def make_site(tmp_path, smtp_server):  # noqa: F811
+def make_site(tmp_path, smtp_server):
     made: list[Site] = []
 
     def make(schedule: str = "", *, smtp_port: int | None = None, delivery: str = "") -> Site:
-        site = Site(tmp_path / f"site{len(made)}", smtp_port=smtp_port or smtp_server.port, schedule=schedule, delivery=delivery)
+        site = Site(
+            tmp_path / f"site{len(made)}", smtp_port=smtp_port or smtp_server.port, schedule=schedule, delivery=delivery
+        )
         made.append(site)
         return site
 
@@ -99,14 +101,14 @@ def fire_wait(fire: datetime, extra: float = 15.0) -> float:
     return max((fire - datetime.now(UTC)).total_seconds(), 0) + extra
 
 
-def messages_by_recipient(smtp_server) -> Counter:  # noqa: F811
+def messages_by_recipient(smtp_server) -> Counter:
     return smtp_server.recorder.by_recipient()
 
 
 # -- a due job publishes exactly once --------------------------------------------------------------
 
 
-def test_a_due_job_publishes_the_fire_times_month_exactly_once(make_site, services, smtp_server):  # noqa: F811
+def test_a_due_job_publishes_the_fire_times_month_exactly_once(make_site, services, smtp_server):
     fire = soon(2.5)
     site = make_site(daily_at(fire))
     site.add_entry(fire)  # the month of the fire time has an entry; the shipped content is February 2025
@@ -138,7 +140,7 @@ def test_a_due_job_publishes_the_fire_times_month_exactly_once(make_site, servic
 # -- missed runs and restarts --------------------------------------------------------------------
 
 
-def test_a_run_missed_while_down_runs_once_after_a_restart_and_never_again(make_site, services, smtp_server, caplog):  # noqa: F811
+def test_a_run_missed_while_down_runs_once_after_a_restart_and_never_again(make_site, services, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     first = soon(2.5)
     # three fire times in a row, all missed while no scheduler runs: coalesced into one run
@@ -159,8 +161,13 @@ def test_a_run_missed_while_down_runs_once_after_a_restart_and_never_again(make_
 
     caplog.clear()
     after = wait_active(services(site, "after"))
+
     def executed() -> list[str]:
-        return [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler.executors") and "executed successfully" in r.getMessage()]
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("apscheduler.executors") and "executed successfully" in r.getMessage()
+        ]
 
     wait_until(executed, 10, "the missed run")
     time.sleep(0.5)  # uncoalesced, the other two missed fire times would run right after it
@@ -178,13 +185,17 @@ def test_a_run_missed_while_down_runs_once_after_a_restart_and_never_again(make_
     caplog.clear()
     again = wait_active(services(site, "again"))
     assert next_run(again) == again_at  # a changed trigger is rescheduled
-    wait_until(lambda: any("already ran" in r.getMessage() for r in caplog.records), fire_wait(again_at, 10), "the second firing")
+    wait_until(
+        lambda: any("already ran" in r.getMessage() for r in caplog.records),
+        fire_wait(again_at, 10),
+        "the second firing",
+    )
     assert f"the scheduled publish of {key} already ran; not running it again" in caplog.messages
     assert [r.id for r in site.runs()] == [run.id]
     assert messages_by_recipient(smtp_server) == Counter({a: 1 for a in readers})
 
 
-def test_a_run_missed_beyond_the_grace_time_is_not_published(make_site, services, smtp_server, caplog):  # noqa: F811
+def test_a_run_missed_beyond_the_grace_time_is_not_published(make_site, services, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     fire = soon(2)
     site = make_site(daily_at(fire, misfire_grace_hours=0.0005))  # 1.8 s
@@ -199,7 +210,9 @@ def test_a_run_missed_beyond_the_grace_time_is_not_published(make_site, services
     caplog.clear()
     after = wait_active(services(site, "after"))
     missed = wait_until(
-        lambda: [r for r in caplog.records if "was missed by" in r.getMessage()], 5, "APScheduler to drop the missed run"
+        lambda: [r for r in caplog.records if "was missed by" in r.getMessage()],
+        5,
+        "APScheduler to drop the missed run",
     )
     assert missed[0].levelno == logging.WARNING and "monthly publish" in missed[0].getMessage()
     assert next_run(after) == fire + timedelta(days=1)  # the same local time tomorrow
@@ -213,14 +226,18 @@ def test_a_run_missed_beyond_the_grace_time_is_not_published(make_site, services
 # -- one scheduler per database --------------------------------------------------------------------
 
 
-def test_two_schedulers_on_one_database_deliver_once_and_hand_over_when_the_lease_expires(make_site, services, smtp_server, monkeypatch):  # noqa: F811
+def test_two_schedulers_on_one_database_deliver_once_and_hand_over_when_the_lease_expires(
+    make_site, services, smtp_server, monkeypatch
+):
     fire = soon(2.5)
     site = make_site(daily_at(fire))
     site.add_entry(fire)
     readers = site.add_readers(5)
     pair = {name: services(site, name) for name in ("north", "south")}
 
-    holder = wait_until(lambda: next((n for n, s in pair.items() if s.active), None), 5, "one scheduler to hold the lease")
+    holder = wait_until(
+        lambda: next((n for n, s in pair.items() if s.active), None), 5, "one scheduler to hold the lease"
+    )
     other = "south" if holder == "north" else "north"
     while datetime.now(UTC) < fire:  # up to the fire time, only the holder runs a scheduler
         assert site.lease()[0] == holder
@@ -280,7 +297,7 @@ def test_a_killed_holder_keeps_the_lease_until_it_expires_then_another_takes_ove
     assert survivor.scheduler.get_job(JOB_ID).next_run_time == next_runs(site.config, 1)[0]
 
 
-def test_two_digest_serve_processes_elect_one_scheduler_and_publish_once(make_site, smtp_server):  # noqa: F811
+def test_two_digest_serve_processes_elect_one_scheduler_and_publish_once(make_site, smtp_server):
     fire = soon(4)
     site = make_site(daily_at(fire))
     site.add_entry(fire)
@@ -334,13 +351,19 @@ def test_a_scheduler_that_cannot_start_logs_why_and_retries(make_site, services,
 # -- the job itself ----------------------------------------------------------------------------------
 
 
-def test_the_run_dedupe_publishes_a_month_once(make_site, smtp_server, caplog):  # noqa: F811
+def test_the_run_dedupe_publishes_a_month_once(make_site, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     site = make_site()
     readers = site.add_readers(4)
     config = site.config
     first = jobs.run_scheduled(site.store, config, date(2025, 2, 1))
-    assert (first.kind, first.month, first.dedupe, first.status, first.sent) == ("scheduled", "2025-02", "scheduled:2025-02", "succeeded", 4)
+    assert (first.kind, first.month, first.dedupe, first.status, first.sent) == (
+        "scheduled",
+        "2025-02",
+        "scheduled:2025-02",
+        "succeeded",
+        4,
+    )
     second = jobs.run_scheduled(site.store, config, date(2025, 2, 1))
     assert second is None
     assert "the scheduled publish of 2025-02 already ran; not running it again" in caplog.messages
@@ -348,7 +371,7 @@ def test_the_run_dedupe_publishes_a_month_once(make_site, smtp_server, caplog): 
     assert [r.id for r in site.runs()] == [first.id]
 
 
-def test_an_empty_month_is_skipped_and_logged(make_site, smtp_server, caplog):  # noqa: F811
+def test_an_empty_month_is_skipped_and_logged(make_site, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     # fires every second: the job is always due, for the current month, which has no entries
     site = make_site(schedule_table(day="*", hour="*", minute="*", second="*"))
@@ -366,7 +389,7 @@ def test_an_empty_month_is_skipped_and_logged(make_site, smtp_server, caplog):  
     assert not (site.root / "output").exists()
 
 
-def test_a_failing_job_is_recorded_and_logged_and_the_service_runs_on(make_site, services, smtp_server, caplog):  # noqa: F811
+def test_a_failing_job_is_recorded_and_logged_and_the_service_runs_on(make_site, services, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     site = make_site(schedule_table(day="*", hour="*", minute="*", second="*/2"))
     now = datetime.now(SITE_TZ)
@@ -383,7 +406,11 @@ def test_a_failing_job_is_recorded_and_logged_and_the_service_runs_on(make_site,
     assert failed.detail.endswith("1 problem in content; nothing was written or sent")
     assert failed.finished_at is not None and failed.sent == 0
     assert failed.dedupe is None  # a failed run does not use up the month: the next firing may publish it
-    logged = [r for r in caplog.records if r.getMessage().startswith(f"the scheduled publish of {key} failed: {rel}:1: no front matter")]
+    logged = [
+        r
+        for r in caplog.records
+        if r.getMessage().startswith(f"the scheduled publish of {key} failed: {rel}:1: no front matter")
+    ]
     assert logged and logged[0].levelno == logging.ERROR
     assert smtp_server.messages == []
 
@@ -394,7 +421,7 @@ def test_a_failing_job_is_recorded_and_logged_and_the_service_runs_on(make_site,
     assert (site.root / "output" / "site" / f"{now:%Y}" / f"{now:%m}" / "index.html").is_file()
 
 
-def test_draft_mode_mails_a_preview_and_waits_for_the_manual_send(make_site, smtp_server, caplog):  # noqa: F811
+def test_draft_mode_mails_a_preview_and_waits_for_the_manual_send(make_site, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     site = make_site(schedule_table(mode="draft"))
     readers = site.add_readers(3)
@@ -410,13 +437,15 @@ def test_draft_mode_mails_a_preview_and_waits_for_the_manual_send(make_site, smt
 
     manual = jobs.start_send(site.store, config, date(2025, 2, 1), threading.Event())
     assert (manual.kind, manual.month, manual.status) == ("manual", "2025-02", "running")
-    done = wait_until(lambda: (r := run_log.get(site.store, manual.id)).status != "running" and r, 10, "the manual send")
+    done = wait_until(
+        lambda: (r := run_log.get(site.store, manual.id)).status != "running" and r, 10, "the manual send"
+    )
     assert (done.status, done.detail) == ("succeeded", "sent 3, retried 0, failed 0, skipped 0 already sent")
     assert messages_by_recipient(smtp_server) == Counter({"writer@example.com": 1, **{a: 1 for a in readers}})
     assert (site.root / "output" / "site" / "2025" / "02" / "index.html").is_file()
 
 
-def test_a_draft_preview_that_cannot_be_sent_is_recorded_as_failed(make_site, smtp_server):  # noqa: F811
+def test_a_draft_preview_that_cannot_be_sent_is_recorded_as_failed(make_site, smtp_server):
     site = make_site(schedule_table(mode="draft"), smtp_port=free_port())  # nothing listens there
     site.add_readers(2)
     run = jobs.run_scheduled(site.store, site.config, date(2025, 2, 1))
@@ -445,7 +474,9 @@ def test_digest_schedule_prints_the_next_runs_in_local_time_and_utc(make_site):
     site = make_site()
     now = datetime.now(SITE_TZ)
     result = digest(site.root, "schedule", "--count", "4", check=True)
-    expected = ["schedule: month=* day=last day_of_week=* hour=22 minute=0 second=0 (America/New_York), mode send, grace 12 h"]
+    expected = [
+        "schedule: month=* day=last day_of_week=* hour=22 minute=0 second=0 (America/New_York), mode send, grace 12 h"
+    ]
     for when in last_days_at_22(now, 4):
         utc = when.astimezone(UTC)
         expected.append(f"  {when:%Y-%m-%d} 22:00 {when.tzname()} ({utc:%Y-%m-%d %H:%M} UTC): publishes {when:%Y-%m}")
@@ -513,9 +544,17 @@ def test_the_last_day_of_each_month_across_the_spring_dst_change(berlin):
     config = berlin()  # the default: day = "last", 22:00
     runs = next_runs(config, 4, datetime(2025, 2, 1, tzinfo=BERLIN))
     assert [r.isoformat() for r in runs] == [
-        "2025-02-28T22:00:00+01:00", "2025-03-31T22:00:00+02:00", "2025-04-30T22:00:00+02:00", "2025-05-31T22:00:00+02:00"
+        "2025-02-28T22:00:00+01:00",
+        "2025-03-31T22:00:00+02:00",
+        "2025-04-30T22:00:00+02:00",
+        "2025-05-31T22:00:00+02:00",
     ]
-    assert [f"{r.astimezone(UTC):%m-%d %H:%M}" for r in runs] == ["02-28 21:00", "03-31 20:00", "04-30 20:00", "05-31 20:00"]
+    assert [f"{r.astimezone(UTC):%m-%d %H:%M}" for r in runs] == [
+        "02-28 21:00",
+        "03-31 20:00",
+        "04-30 20:00",
+        "05-31 20:00",
+    ]
     assert [month_of(r, BERLIN) for r in runs] == [date(2025, m, 1) for m in (2, 3, 4, 5)]
     assert next_runs(config, 1, datetime(2028, 2, 1, tzinfo=BERLIN))[0].isoformat() == "2028-02-29T22:00:00+01:00"
     assert next_runs(config, 1, datetime(2025, 10, 1, tzinfo=BERLIN))[0].isoformat() == "2025-10-31T22:00:00+01:00"
@@ -549,7 +588,10 @@ def test_a_late_run_across_the_new_year_publishes_december(make_site):
 @pytest.mark.parametrize(
     ("now", "due"),
     [  # daily at 22:00, grace 12 h: the grace time is counted in real hours, not wall-clock hours
-        (datetime(2025, 3, 30, 10, 30, tzinfo=BERLIN), "2025-03-29T22:00:00+01:00"),  # 11.5 h after (clocks went forward)
+        (
+            datetime(2025, 3, 30, 10, 30, tzinfo=BERLIN),
+            "2025-03-29T22:00:00+01:00",
+        ),  # 11.5 h after (clocks went forward)
         (datetime(2025, 3, 30, 11, 30, tzinfo=BERLIN), None),  # 12.5 h after
         (datetime(2025, 10, 26, 9, 30, tzinfo=BERLIN), None),  # 12.5 h after (clocks went back)
         (datetime(2025, 10, 26, 8, 30, tzinfo=BERLIN), "2025-10-25T22:00:00+02:00"),  # 11.5 h after
@@ -564,7 +606,14 @@ def test_the_grace_time_is_real_time_across_dst_changes(berlin, now, due):
 def test_hourly_fire_times_pass_the_autumn_dst_change_once_each(berlin):
     config = berlin(day="*", hour="*", minute="30")
     runs = next_runs(config, 6, datetime(2025, 10, 26, 0, 0, tzinfo=BERLIN))
-    assert [f"{r.astimezone(UTC):%d %H:%M}" for r in runs] == ["25 22:30", "25 23:30", "26 00:30", "26 01:30", "26 02:30", "26 03:30"]
+    assert [f"{r.astimezone(UTC):%d %H:%M}" for r in runs] == [
+        "25 22:30",
+        "25 23:30",
+        "26 00:30",
+        "26 01:30",
+        "26 02:30",
+        "26 03:30",
+    ]
     # 02:30 comes twice on the wall clock (summer, then winter time); the job's due time is found either way
     found = call_with_timeout(lambda: due_time(config, datetime(2025, 10, 26, 4, 0, tzinfo=BERLIN)))
     assert found.isoformat() == "2025-10-26T03:30:00+01:00"

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, digest, postgres, smtp_server, write_project  # noqa: F401
+from delivery_support import add_subscribers, digest, write_project
 
 from digest.config import load_config
 from digest.publish import open_store
@@ -21,7 +21,7 @@ CONNECTIONS = 2
 
 
 @pytest.fixture
-def queued(tmp_path, postgres, smtp_server):  # noqa: F811
+def queued(tmp_path, postgres, smtp_server):
     """A project on PostgreSQL in queue mode with 400 subscribers and February queued."""
     root = write_project(
         tmp_path / "p", smtp_port=smtp_server.port, database_url=postgres.new_database(),
@@ -41,7 +41,14 @@ class Workers:
 
     def start(self) -> subprocess.Popen:
         env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-        process = subprocess.Popen([sys.executable, "-m", "digest", "worker"], cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "digest", "worker"],
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.processes.append(process)
         return process
 
@@ -84,7 +91,7 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queued, pool, smtp_server):  # noqa: F811
+def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queued, pool, smtp_server):
     root, addresses = queued
     started = [pool.start() for _ in range(4)]
     wait_for(lambda: len(smtp_server.messages) >= 60, 60, "the first messages")
@@ -99,9 +106,13 @@ def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queu
     received = smtp_server.recorder.by_recipient()
     assert set(received) == set(addresses)  # nobody skipped
     duplicates = {address: n for address, n in received.items() if n > 1}
-    assert all(n == 2 for n in duplicates.values()) and len(duplicates) <= CONNECTIONS  # at most the dead worker's in-flight
+    assert (
+        all(n == 2 for n in duplicates.values()) and len(duplicates) <= CONNECTIONS
+    )  # at most the dead worker's in-flight
     for address in duplicates:
-        assert len({m.message_id for m in smtp_server.messages if address in m.rcpt_tos}) == 1  # resent with the same Message-ID
+        assert (
+            len({m.message_id for m in smtp_server.messages if address in m.rcpt_tos}) == 1
+        )  # resent with the same Message-ID
     final = counts(root)
     assert final["sent"] == 400 and final["sending"] == 0 and final["queued"] == 0
     assert len(duplicates) <= final["resent_unknown"] <= CONNECTIONS  # the resends are reported
@@ -110,11 +121,12 @@ def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queu
     assert late in pool.processes
 
 
-def test_status_shows_workers_leases_and_throughput(queued, pool, smtp_server):  # noqa: F811
+def test_status_shows_workers_leases_and_throughput(queued, pool, smtp_server):
     root, _ = queued
     pool.start()
     pool.start()
     wait_for(lambda: len(smtp_server.messages) >= 30, 60, "sending to start")
+
     def two_running() -> str | None:
         text = digest(root, "status", check=True).stdout
         return text if "workers: 2 running" in text else None
@@ -125,7 +137,7 @@ def test_status_shows_workers_leases_and_throughput(queued, pool, smtp_server): 
     pool.stop_all()
 
 
-def test_sigterm_gives_claims_back_at_once(queued, pool, smtp_server):  # noqa: F811
+def test_sigterm_gives_claims_back_at_once(queued, pool, smtp_server):
     root, addresses = queued
     smtp_server.recorder.faults.delay = 0.05
     worker = pool.start()

@@ -13,8 +13,8 @@ import itertools
 import logging
 import threading
 import time
-from concurrent.futures import Future
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from digest import tokens
@@ -24,9 +24,8 @@ from digest.delivery.base import SendResult, SendStatus
 from digest.delivery.message import Composer, Recipient
 from digest.errors import DigestError
 from digest.render.email import RenderedEmail
-from digest.store import Store
+from digest.store import Store, workers
 from digest.store import deliveries as ledger
-from digest.store import workers
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 30.0
@@ -97,7 +96,9 @@ class Sender:
         self.connections = connections or (config.smtp.connections if self.adapter == "smtp" else 1)
         self.stop = stop or threading.Event()
         self.on_progress = on_progress or (lambda stats: None)
-        self.policy = ledger.RetryPolicy(config.delivery.max_attempts, config.delivery.retry_backoff, config.delivery.bounce_after)
+        self.policy = ledger.RetryPolicy(
+            config.delivery.max_attempts, config.delivery.retry_backoff, config.delivery.bounce_after
+        )
         self.pacer = Pacer(config.smtp.rate if self.adapter == "smtp" else 0.0)
         self.secret = tokens.secret_key(config)
         self.domain = tokens.sender_domain(config)
@@ -178,7 +179,9 @@ class Sender:
                 deferrals = 0
                 while not self._halt.is_set():
                     settle()  # a new batch starts only when the last is fully recorded
-                    batch = ledger.claim(self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size)
+                    batch = ledger.claim(
+                        self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size
+                    )
                     if not batch:
                         due = ledger.next_due(self.store, issue_id)
                         if due is None:
@@ -194,17 +197,23 @@ class Sender:
                         settle()
                         pending.append(self.ledger.submit(outcome))
                         deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
-                        if deferrals >= PAUSE_AFTER_DEFERRALS:  # the server is struggling: slow down, don't burn attempts
+                        if (
+                            deferrals >= PAUSE_AFTER_DEFERRALS
+                        ):  # the server is struggling: slow down, don't burn attempts
                             self._halt.wait(min(30.0, 0.2 * deferrals))
             finally:
                 settle()
 
-    def _send_one(self, transport, composer: Composer, issue_key: str, claim: ledger.Claim, commit) -> tuple[SendResult, ledger.Outcome]:
+    def _send_one(
+        self, transport, composer: Composer, issue_key: str, claim: ledger.Claim, commit
+    ) -> tuple[SendResult, ledger.Outcome]:
         recipient = Recipient(
             address=claim.email,
             name=claim.name,
             message_id=tokens.message_id(self.secret, issue_key, claim.email, self.domain),
-            unsubscribe_url=tokens.unsubscribe_url(self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)),
+            unsubscribe_url=tokens.unsubscribe_url(
+                self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)
+            ),
         )
         message = composer.compose(recipient)
         self.pacer.wait(self._halt)
@@ -259,7 +268,9 @@ class _GroupCommit:
     def _run(self) -> None:
         while True:
             with self.cond:
-                self.cond.wait_for(lambda: self.closing or (self.pending and (self.demand or len(self.pending) >= self.width)))
+                self.cond.wait_for(
+                    lambda: self.closing or (self.pending and (self.demand or len(self.pending) >= self.width))
+                )
                 items, self.pending = self.pending, []
                 if not items and self.closing:
                     return
@@ -280,7 +291,16 @@ class _GroupCommit:
         self.recorder.close()
 
 
-def run_worker(config: Config, store: Store, *, adapter: str | None = None, stop: threading.Event, once: bool = False, poll: float = 2.0, on_progress=None) -> RunStats:
+def run_worker(
+    config: Config,
+    store: Store,
+    *,
+    adapter: str | None = None,
+    stop: threading.Event,
+    once: bool = False,
+    poll: float = 2.0,
+    on_progress=None,
+) -> RunStats:
     """`digest worker`: send whatever any issue has queued, until stopped (or, with `once`, until idle)."""
     from digest.render.email import RenderedEmail
 
@@ -290,7 +310,9 @@ def run_worker(config: Config, store: Store, *, adapter: str | None = None, stop
             for issue_id in work:
                 stored = ledger.get_issue(store, issue_id=issue_id)
                 try:
-                    sender.send_issue(issue_id, stored.key, RenderedEmail(stored.key, stored.subject, stored.html, stored.text))
+                    sender.send_issue(
+                        issue_id, stored.key, RenderedEmail(stored.key, stored.subject, stored.html, stored.text)
+                    )
                 except DigestError as exc:  # e.g. the SMTP server is down: give the claims back, try later
                     log.error("worker: sending %s failed: %s; retrying in %.0f s", stored.key, exc, poll * 15)
                     workers.requeue_own(store, sender.worker_id)

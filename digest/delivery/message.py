@@ -124,7 +124,14 @@ class Composer:
         encoded_url = room_for_soft_break(qp_encode(url).rstrip(b"\r\n"))
         dash = f"--{self.boundary}\r\n".encode()
         raw = b"".join(
-            [head, dash, self.text.encode(encoded_url), dash, self.html.encode(encoded_url), f"--{self.boundary}--\r\n".encode()]
+            [
+                head,
+                dash,
+                self.text.encode(encoded_url),
+                dash,
+                self.html.encode(encoded_url),
+                f"--{self.boundary}--\r\n".encode(),
+            ]
         )
         if self.signer is not None:
             raw = self.signer(raw) + raw
@@ -151,10 +158,14 @@ def _dkim_signer(config: Config):
     try:
         key = config.dkim.key_file.read_bytes()
     except OSError as exc:
-        raise DeliveryError(f"{config.dkim.key_file}: cannot read the DKIM key: {exc.strerror}", "set [dkim] key_file") from None
+        raise DeliveryError(
+            f"{config.dkim.key_file}: cannot read the DKIM key: {exc.strerror}", "set [dkim] key_file"
+        ) from None
     selector, domain = config.dkim.selector.encode(), config.dkim.domain.encode()
 
     def sign(raw: bytes) -> bytes:
-        return dkim.sign(raw, selector, domain, key, canonicalize=(b"relaxed", b"relaxed"), include_headers=DKIM_HEADERS)
+        return dkim.sign(
+            raw, selector, domain, key, canonicalize=(b"relaxed", b"relaxed"), include_headers=DKIM_HEADERS
+        )
 
     return sign

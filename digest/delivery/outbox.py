@@ -24,7 +24,9 @@ class OutboxAdapter(MailAdapter):
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DeliveryError(f"{self.folder}: cannot create the outbox: {exc.strerror}", "set [paths] outbox in digest.toml") from None
+            raise DeliveryError(
+                f"{self.folder}: cannot create the outbox: {exc.strerror}", "set [paths] outbox in digest.toml"
+            ) from None
 
     def path_for(self, message: OutgoingMessage) -> Path:
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", message.message_id.strip("<>"))

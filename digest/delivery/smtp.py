@@ -51,12 +51,19 @@ class SmtpAdapter(MailAdapter):
             if s.username:
                 if self.password is None:
                     client.close()
-                    raise DeliveryError(f"[smtp] username is set but {PASSWORD_ENV} is not", f"export {PASSWORD_ENV}=...")
+                    raise DeliveryError(
+                        f"[smtp] username is set but {PASSWORD_ENV} is not", f"export {PASSWORD_ENV}=..."
+                    )
                 client.login(s.username, self.password)
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"SMTP login to {self._where} as {s.username!r} failed: {_reply(exc)}", f"check [smtp] username and {PASSWORD_ENV}") from None
+            raise DeliveryError(
+                f"SMTP login to {self._where} as {s.username!r} failed: {_reply(exc)}",
+                f"check [smtp] username and {PASSWORD_ENV}",
+            ) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"SMTP server {self._where}: {exc}", "set [smtp] security to match the server") from None
+            raise DeliveryError(
+                f"SMTP server {self._where}: {exc}", "set [smtp] security to match the server"
+            ) from None
         except ssl.SSLError as exc:
             raise Deferred(f"TLS handshake failed: {exc.reason or exc}") from None
         except (smtplib.SMTPException, OSError) as exc:
@@ -91,7 +98,10 @@ class SmtpAdapter(MailAdapter):
             self._outcome(code, text, bounce=True)
         except smtplib.SMTPSenderRefused as exc:
             if exc.smtp_code >= 500:
-                raise DeliveryError(f"SMTP server {self._where} refuses the sender {message.sender}: {_reply(exc)}", "check [sender] address") from None
+                raise DeliveryError(
+                    f"SMTP server {self._where} refuses the sender {message.sender}: {_reply(exc)}",
+                    "check [sender] address",
+                ) from None
             self._outcome(exc.smtp_code, exc.smtp_error, bounce=False)
         except smtplib.SMTPDataError as exc:
             # only "no such mailbox"-type DATA replies count against the address; "spam" ones do not
@@ -100,7 +110,7 @@ class SmtpAdapter(MailAdapter):
         except smtplib.SMTPResponseException as exc:
             self._drop()
             self._outcome(exc.smtp_code, exc.smtp_error, bounce=False)
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise Deferred(f"connection lost: {exc or type(exc).__name__}") from None
         finally:
@@ -164,9 +174,8 @@ def _check_envelope(client: smtplib.SMTP, message: OutgoingMessage, replies: lis
     (mail_code, mail_reply), rest = replies[0], replies[1:]
     if mail_code == 250 and rest and rest[0][0] in (250, 251) and len(rest) == 2 and rest[1][0] == 354:
         return
-    if len(rest) == 2 and rest[1][0] == 354:  # DATA accepted although MAIL or RCPT failed: abandon it
-        client.close()
-    elif 421 in (code for code, _ in replies):
+    # DATA accepted although MAIL or RCPT failed: abandon it; 421: the server is closing anyway
+    if len(rest) == 2 and rest[1][0] == 354 or 421 in (code for code, _ in replies):
         client.close()
     else:
         client.rset()

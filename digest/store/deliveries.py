@@ -61,7 +61,9 @@ def save_issue(store: Store, key: str, subject: str, html: str, text: str) -> in
         if found is None:
             values = {"key": key, "subject": subject, "html": html, "text": text, "built_at": now}
             return conn.execute(insert(issues).values(**values).returning(issues.c.id)).scalar_one()
-        conn.execute(update(issues).where(issues.c.id == found).values(subject=subject, html=html, text=text, built_at=now))
+        conn.execute(
+            update(issues).where(issues.c.id == found).values(subject=subject, html=html, text=text, built_at=now)
+        )
         return found
 
 
@@ -80,14 +82,25 @@ def list_issues(store: Store) -> list[StoredIssue]:
 def enqueue(store: Store, issue_id: int) -> int:
     """A queued delivery for each active subscriber who has none for this issue; one statement."""
     now = utcnow()
-    exists = select(deliveries.c.id).where(deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id)
+    exists = select(deliveries.c.id).where(
+        deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id
+    )
     source = select(
-        literal(issue_id), subscribers.c.id, literal(DeliveryStatus.QUEUED.value), literal(0), literal(False), literal(now, deliveries.c.updated_at.type)
+        literal(issue_id),
+        subscribers.c.id,
+        literal(DeliveryStatus.QUEUED.value),
+        literal(0),
+        literal(False),
+        literal(now, deliveries.c.updated_at.type),
     ).where(subscribers.c.status == SubscriberStatus.ACTIVE, ~exists.exists())
     columns = ["issue_id", "subscriber_id", "status", "attempts", "unknown_outcome", "updated_at"]
     with store.write() as conn:
         added = conn.execute(insert(deliveries).from_select(columns, source)).rowcount
-        conn.execute(update(issues).where(issues.c.id == issue_id, issues.c.sending_started_at.is_(None)).values(sending_started_at=now))
+        conn.execute(
+            update(issues)
+            .where(issues.c.id == issue_id, issues.c.sending_started_at.is_(None))
+            .values(sending_started_at=now)
+        )
     return max(added, 0)
 
 
@@ -97,7 +110,11 @@ def skip_departed(store: Store, issue_id: int) -> int:
     with store.write() as conn:
         return conn.execute(
             update(deliveries)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == DeliveryStatus.QUEUED, deliveries.c.subscriber_id.in_(left))
+            .where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.status == DeliveryStatus.QUEUED,
+                deliveries.c.subscriber_id.in_(left),
+            )
             .values(status=DeliveryStatus.SKIPPED, updated_at=utcnow())
         ).rowcount
 
@@ -108,7 +125,11 @@ def retry_failed(store: Store, issue_id: int) -> int:
     with store.write() as conn:
         return conn.execute(
             update(deliveries)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == DeliveryStatus.FAILED, deliveries.c.subscriber_id.in_(active))
+            .where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.status == DeliveryStatus.FAILED,
+                deliveries.c.subscriber_id.in_(active),
+            )
             .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=None, updated_at=utcnow())
         ).rowcount
 
@@ -136,7 +157,14 @@ def claim(store: Store, issue_id: int, worker_id: int, batch: int, limit: int) -
         .limit(limit)
     )
     values = {"status": DeliveryStatus.SENDING, "claimed_by": worker_id, "claim_batch": batch, "updated_at": now}
-    columns = (deliveries.c.id, deliveries.c.subscriber_id, subscribers.c.email, subscribers.c.name, deliveries.c.attempts, deliveries.c.unknown_outcome)
+    columns = (
+        deliveries.c.id,
+        deliveries.c.subscriber_id,
+        subscribers.c.email,
+        subscribers.c.name,
+        deliveries.c.attempts,
+        deliveries.c.unknown_outcome,
+    )
     if store.dialect == "postgresql":
         take = (
             update(deliveries)
@@ -149,21 +177,44 @@ def claim(store: Store, issue_id: int, worker_id: int, batch: int, limit: int) -
             rows = sorted(conn.execute(take).all(), key=lambda r: r.id)
     else:
         with store.write() as conn:  # BEGIN IMMEDIATE: one claimer at a time
-            ids = [r.id for r in conn.execute(update(deliveries).where(deliveries.c.id.in_(pick.scalar_subquery())).values(**values).returning(deliveries.c.id))]
+            ids = [
+                r.id
+                for r in conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(pick.scalar_subquery()))
+                    .values(**values)
+                    .returning(deliveries.c.id)
+                )
+            ]
             if not ids:
                 return []
-            rows = conn.execute(select(*columns).join(subscribers, subscribers.c.id == deliveries.c.subscriber_id).where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id)).all()
+            rows = conn.execute(
+                select(*columns)
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.id)
+            ).all()
     return [Claim(r.id, r.subscriber_id, r.email, r.name, r.attempts, bool(r.unknown_outcome)) for r in rows]
 
 
 def _outcome_update(**values: object):
     """A prebuilt UPDATE for one kind of outcome: built once, so SQLAlchemy compiles it once."""
-    common = {"attempts": bindparam("attempts"), "message_id": bindparam("message_id"), "claimed_by": None, "claim_batch": None, "updated_at": bindparam("now")}
+    common = {
+        "attempts": bindparam("attempts"),
+        "message_id": bindparam("message_id"),
+        "claimed_by": None,
+        "claim_batch": None,
+        "updated_at": bindparam("now"),
+    }
     return update(deliveries).where(deliveries.c.id == bindparam("d_id")).values(**common, **values)
 
 
-_SENT = _outcome_update(status=DeliveryStatus.SENT.value, sent_at=bindparam("now"), last_error=None, next_attempt_at=None)
-_LATER = _outcome_update(status=DeliveryStatus.QUEUED.value, next_attempt_at=bindparam("next"), last_error=bindparam("error"))
+_SENT = _outcome_update(
+    status=DeliveryStatus.SENT.value, sent_at=bindparam("now"), last_error=None, next_attempt_at=None
+)
+_LATER = _outcome_update(
+    status=DeliveryStatus.QUEUED.value, next_attempt_at=bindparam("next"), last_error=bindparam("error")
+)
 _FAILED = _outcome_update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, last_error=bindparam("error"))
 _BOUNCED = (
     update(subscribers)
@@ -171,7 +222,13 @@ _BOUNCED = (
     .values(
         hard_bounces=subscribers.c.hard_bounces + 1,
         status=case(
-            (and_(subscribers.c.hard_bounces + 1 >= bindparam("threshold"), subscribers.c.status == SubscriberStatus.ACTIVE.value), SubscriberStatus.BOUNCED.value),
+            (
+                and_(
+                    subscribers.c.hard_bounces + 1 >= bindparam("threshold"),
+                    subscribers.c.status == SubscriberStatus.ACTIVE.value,
+                ),
+                SubscriberStatus.BOUNCED.value,
+            ),
             else_=subscribers.c.status,
         ),
         updated_at=bindparam("now"),
@@ -252,7 +309,13 @@ def _split(outcomes: Sequence[Outcome], policy: RetryPolicy) -> dict[str, list[d
     batches: dict[str, list[dict]] = {"sent": [], "later": [], "failed": [], "bounced": []}
     for o in outcomes:
         attempts = o.claim.attempts + 1
-        row = {"d_id": o.claim.id, "attempts": attempts, "message_id": o.message_id, "error": o.detail[:1000] or None, "now": now}
+        row = {
+            "d_id": o.claim.id,
+            "attempts": attempts,
+            "message_id": o.message_id,
+            "error": o.detail[:1000] or None,
+            "now": now,
+        }
         if o.status == "sent":
             batches["sent"].append(row)
         elif o.status == "deferred" and attempts < policy.max_attempts:
@@ -286,7 +349,11 @@ def release(store: Store, worker_id: int, ids: Sequence[int]) -> None:
     with store.write() as conn:
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id.in_(list(ids)), deliveries.c.claimed_by == worker_id, deliveries.c.status == DeliveryStatus.SENDING)
+            .where(
+                deliveries.c.id.in_(list(ids)),
+                deliveries.c.claimed_by == worker_id,
+                deliveries.c.status == DeliveryStatus.SENDING,
+            )
             .values(status=DeliveryStatus.QUEUED, claimed_by=None, claim_batch=None, updated_at=utcnow())
         )
 
@@ -295,9 +362,17 @@ def next_due(store: Store, issue_id: int) -> float | None:
     """Seconds until the next queued delivery is due (0 if one is now); None if none is queued."""
     with store.read() as conn:
         due = conn.execute(
-            select(func.min(func.coalesce(deliveries.c.next_attempt_at, literal(utcnow(), deliveries.c.next_attempt_at.type))))
+            select(
+                func.min(
+                    func.coalesce(deliveries.c.next_attempt_at, literal(utcnow(), deliveries.c.next_attempt_at.type))
+                )
+            )
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == DeliveryStatus.QUEUED, subscribers.c.status == SubscriberStatus.ACTIVE)
+            .where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.status == DeliveryStatus.QUEUED,
+                subscribers.c.status == SubscriberStatus.ACTIVE,
+            )
         ).scalar()
     if due is None:
         return None
@@ -311,7 +386,9 @@ def next_due(store: Store, issue_id: int) -> float | None:
 def counts(store: Store, issue_id: int) -> dict[str, int]:
     with store.read() as conn:
         rows = conn.execute(
-            select(deliveries.c.status, func.count()).where(deliveries.c.issue_id == issue_id).group_by(deliveries.c.status)
+            select(deliveries.c.status, func.count())
+            .where(deliveries.c.issue_id == issue_id)
+            .group_by(deliveries.c.status)
         ).all()
         unknown = conn.execute(
             select(func.count()).where(deliveries.c.issue_id == issue_id, deliveries.c.unknown_outcome.is_(True))
@@ -326,11 +403,18 @@ def finish_if_done(store: Store, issue_id: int) -> bool:
     """Stamp sending_finished_at once nothing is queued or claimed; True if the issue is done."""
     with store.write() as conn:
         open_ = conn.execute(
-            select(func.count()).where(deliveries.c.issue_id == issue_id, deliveries.c.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]))
+            select(func.count()).where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+            )
         ).scalar_one()
         if open_:
             return False
-        conn.execute(update(issues).where(issues.c.id == issue_id, issues.c.sending_finished_at.is_(None)).values(sending_finished_at=utcnow()))
+        conn.execute(
+            update(issues)
+            .where(issues.c.id == issue_id, issues.c.sending_finished_at.is_(None))
+            .values(sending_finished_at=utcnow())
+        )
     return True
 
 
@@ -341,7 +425,10 @@ def issues_with_work(store: Store) -> list[int]:
         return list(
             conn.execute(
                 select(deliveries.c.issue_id)
-                .where(deliveries.c.status == DeliveryStatus.QUEUED, or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now))
+                .where(
+                    deliveries.c.status == DeliveryStatus.QUEUED,
+                    or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+                )
                 .group_by(deliveries.c.issue_id)
                 .order_by(deliveries.c.issue_id)
             ).scalars()

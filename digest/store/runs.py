@@ -66,7 +66,11 @@ def start(store: Store, kind: RunKind, month: str, dedupe: str | None = None) ->
 
 def progress(store: Store, run_id: str, sent: int, retried: int, failed: int) -> None:
     with store.write() as conn:
-        conn.execute(update(runs).where(runs.c.id == run_id).values(sent=sent, retried=retried, failed=failed, updated_at=utcnow()))
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(sent=sent, retried=retried, failed=failed, updated_at=utcnow())
+        )
 
 
 def finish(store: Store, run_id: str, status: RunStatus, detail: str | None = None) -> None:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
@@ -18,7 +19,7 @@ from digest.store.schema import deliveries, utcnow, workers
 def _identity() -> tuple[str, str]:
     host = socket.gethostname()
     try:
-        boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         boot = "unknown"
     return host, boot
@@ -80,7 +81,11 @@ def stop(store: Store, worker_id: int, sent: int, failed: int) -> None:
     now = utcnow()
     with store.write() as conn:
         _requeue(conn, select(workers.c.id).where(workers.c.id == worker_id), now)
-        conn.execute(update(workers).where(workers.c.id == worker_id).values(stopped_at=now, lease_until=now, heartbeat_at=now, sent=sent, failed=failed))
+        conn.execute(
+            update(workers)
+            .where(workers.c.id == worker_id)
+            .values(stopped_at=now, lease_until=now, heartbeat_at=now, sent=sent, failed=failed)
+        )
 
 
 def expire_dead_local(store: Store) -> int:
@@ -95,7 +100,9 @@ def expire_dead_local(store: Store) -> int:
     dead = [r.id for r in rows if r.pid != os.getpid() and process_start(r.pid) != r.process_start]
     if dead:
         with store.write() as conn:
-            conn.execute(update(workers).where(workers.c.id.in_(dead)).values(lease_until=utcnow() - timedelta(seconds=1)))
+            conn.execute(
+                update(workers).where(workers.c.id.in_(dead)).values(lease_until=utcnow() - timedelta(seconds=1))
+            )
     return len(dead)
 
 
@@ -112,7 +119,9 @@ def reap(store: Store) -> int:
     with store.write() as conn:
         dead = select(workers.c.id).where(workers.c.lease_until < now)
         unknown = _requeue(conn, dead, now)
-        conn.execute(update(workers).where(workers.c.lease_until < now, workers.c.stopped_at.is_(None)).values(stopped_at=now))
+        conn.execute(
+            update(workers).where(workers.c.lease_until < now, workers.c.stopped_at.is_(None)).values(stopped_at=now)
+        )
     return unknown
 
 
@@ -124,9 +133,17 @@ def requeue_own(store: Store, worker_id: int) -> int:
 
 def _requeue(conn, owners, now) -> int:
     claimed = and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.claimed_by.in_(owners))
-    in_flight = select(func.min(deliveries.c.id)).where(claimed).group_by(deliveries.c.claimed_by, deliveries.c.claim_batch)
-    unknown = conn.execute(update(deliveries).where(deliveries.c.id.in_(in_flight)).values(unknown_outcome=True)).rowcount
-    conn.execute(update(deliveries).where(claimed).values(status=DeliveryStatus.QUEUED, claimed_by=None, claim_batch=None, updated_at=now))
+    in_flight = (
+        select(func.min(deliveries.c.id)).where(claimed).group_by(deliveries.c.claimed_by, deliveries.c.claim_batch)
+    )
+    unknown = conn.execute(
+        update(deliveries).where(deliveries.c.id.in_(in_flight)).values(unknown_outcome=True)
+    ).rowcount
+    conn.execute(
+        update(deliveries)
+        .where(claimed)
+        .values(status=DeliveryStatus.QUEUED, claimed_by=None, claim_batch=None, updated_at=now)
+    )
     return unknown
 
 
@@ -137,12 +154,16 @@ def listing(store: Store, include_stopped: bool = False) -> list[Worker]:
         .group_by(deliveries.c.claimed_by)
         .subquery()
     )
-    query = select(workers, func.coalesce(claimed.c.n, 0).label("claimed")).outerjoin(claimed, claimed.c.claimed_by == workers.c.id)
+    query = select(workers, func.coalesce(claimed.c.n, 0).label("claimed")).outerjoin(
+        claimed, claimed.c.claimed_by == workers.c.id
+    )
     if not include_stopped:
         query = query.where(or_(workers.c.stopped_at.is_(None), workers.c.lease_until > utcnow()))
     with store.read() as conn:
         rows = conn.execute(query.order_by(workers.c.id)).all()
     return [
-        Worker(r.id, r.host, r.pid, r.started_at, r.heartbeat_at, r.lease_until, r.stopped_at, r.sent, r.failed, r.claimed)
+        Worker(
+            r.id, r.host, r.pid, r.started_at, r.heartbeat_at, r.lease_until, r.stopped_at, r.sent, r.failed, r.claimed
+        )
         for r in rows
     ]
