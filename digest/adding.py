@@ -8,7 +8,8 @@ from digest.collect import display_path
 from digest.config import Config
 from digest.content import parse_entry, url_problem
 from digest.errors import DigestError, Problem
-from digest.importers import write_entry
+from digest.files import write_atomic
+from digest.importers import entry_file
 
 
 def add_entry(
@@ -27,12 +28,16 @@ def add_entry(
     if url and url_problem(url):
         raise DigestError(f"{url_problem(url)}: use an http:// or https:// address")
     moment = _parse_when(when, config)
-    path = write_entry(config, title=title, url=url, when=moment, section=section, source=source, note=note, quote=quote, tags=tags)
-    entry, problems = parse_entry(path, path.read_bytes(), config.site.sections, config.site.tz)
-    if entry is None:  # e.g. an unknown section: remove the file rather than leave an invalid one
-        path.unlink()
+    planned = entry_file(
+        config, title=title, url=url, when=moment, section=section, source=source, note=note, quote=quote, tags=tags
+    )
+    shown = display_path(planned.path, config)
+    entry, problems = parse_entry(shown, planned.text.encode(), config.site.sections, config.site.tz)
+    if entry is None:  # e.g. an unknown section: checked before anything (file or folder) is written
         raise DigestError("; ".join(p.message + (f" ({p.hint})" if p.hint else "") for p in problems if not p.warning))
-    return display_path(path, config), [p for p in problems if p.warning]
+    if not planned.exists:
+        write_atomic(planned.path, planned.text)
+    return shown, [p for p in problems if p.warning]
 
 
 def _parse_when(value: str | None, config: Config) -> datetime:
@@ -42,5 +47,14 @@ def _parse_when(value: str | None, config: Config) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise DigestError(f"--date {value!r} is not a date: use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+        raise DigestError(
+            f"--date {value!r} is not a date: use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00"
+        ) from None
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    try:
+        local = parsed.astimezone(tz)
+    except OverflowError:
+        local = None
+    if local is None or not 2 <= local.year <= 9998:
+        raise DigestError(f"--date {value!r} is out of range: use a date between the years 2 and 9998")
+    return parsed

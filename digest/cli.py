@@ -67,8 +67,18 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group(cls=SuggestingGroup, epilog=EPILOG_HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="DIGEST_CONFIG", help="Site config file. Default: ./digest.toml (or $DIGEST_CONFIG).")
+@click.group(
+    cls=SuggestingGroup,
+    epilog=EPILOG_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DIGEST_CONFIG",
+    help="Site config file. Default: ./digest.toml (or $DIGEST_CONFIG).",
+)
 @click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.version_option(package_name="digest", message="digest %(version)s")
@@ -108,6 +118,13 @@ def echo(message: str = "", err: bool = False) -> None:
     click.echo(message, err=err)
 
 
+def plural(count: int, word: str) -> str:
+    """'1 error', '2 errors', '3 new entries'."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
+
+
 # -- content -----------------------------------------------------------------------------------
 
 
@@ -139,9 +156,9 @@ def check(obj: Context, month: date | None) -> None:
         echo(f"warning: {problem}")
     scope = f"content and the {report.month} email" if report.month else "content"
     if errors:
-        echo(f"{len(errors)} error{'s' if len(errors) != 1 else ''}, {len(warnings)} warning{'s' if len(warnings) != 1 else ''} in {scope}")
+        echo(f"{plural(len(errors), 'error')}, {plural(len(warnings), 'warning')} in {scope}")
         raise SystemExit(1)
-    echo(f"ok: {scope} is valid ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})")
+    echo(f"ok: {scope} is valid ({plural(len(warnings), 'warning')})")
 
 
 @cli.command()
@@ -154,7 +171,17 @@ def check(obj: Context, month: date | None) -> None:
 @click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
 @click.option("--date", "when", help="YYYY-MM-DD or an ISO datetime. Default: now.")
 @pass_ctx
-def add(obj: Context, url: str | None, title: str, section: str | None, source: str | None, note: str, quote: str | None, tags: tuple[str, ...], when: str | None) -> None:
+def add(
+    obj: Context,
+    url: str | None,
+    title: str,
+    section: str | None,
+    source: str | None,
+    note: str,
+    quote: str | None,
+    tags: tuple[str, ...],
+    when: str | None,
+) -> None:
     """Save a link as content/YYYY/MM/<slug>.md.
 
     \b
@@ -165,7 +192,9 @@ def add(obj: Context, url: str | None, title: str, section: str | None, source: 
     """
     from digest.adding import add_entry
 
-    path, problems = add_entry(obj.config, url=url, title=title, section=section, source=source, note=note, quote=quote, tags=tags, when=when)
+    path, problems = add_entry(
+        obj.config, url=url, title=title, section=section, source=source, note=note, quote=quote, tags=tags, when=when
+    )
     for problem in problems:
         echo(f"warning: {problem}", err=True)
     echo(f"wrote {path}")
@@ -192,7 +221,8 @@ def import_(obj: Context, files: tuple[Path, ...]) -> None:
     report = import_files(obj.config, list(files))
     for problem in report.problems:
         echo(f"warning: {problem}", err=True)
-    echo(f"imported {len(report.written)} entries from {len(files)} file{'s' if len(files) != 1 else ''}")
+    already = f" ({len(report.unchanged)} already there)" if report.unchanged else ""
+    echo(f"imported {plural(len(report.written), 'new entry')}{already} from {plural(len(files), 'file')}")
 
 
 # -- the month ---------------------------------------------------------------------------------
@@ -215,8 +245,11 @@ def build(obj: Context, month: date | None) -> None:
 
 
 def _print_build(rendered: Any) -> None:
-    size = len(rendered.email.html.encode())
-    echo(f"built {rendered.issue.key}: {len(rendered.issue.entries)} entries, email {size / 1000:.0f} KB, site and feeds written")
+    size, count = len(rendered.email.html.encode()), len(rendered.issue.entries)
+    echo(
+        f"built {rendered.issue.key}: {count} entr{'y' if count == 1 else 'ies'}, "
+        f"email {size / 1000:.0f} KB, site and feeds written"
+    )
 
 
 ADAPTER = click.Choice(["outbox", "console", "smtp"])
@@ -224,14 +257,27 @@ ADAPTER = click.Choice(["outbox", "console", "smtp"])
 
 @cli.command()
 @click.option("--month", type=MONTH, help="Default: the latest month with entries.")
-@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="Send a test copy to ADDRESS only (repeatable); not logged.")
-@click.option("--preview", is_flag=True, help="Send a copy to the [delivery] recipients (your own addresses) only; not logged.")
+@click.option(
+    "--to", "to", multiple=True, metavar="ADDRESS", help="Send a test copy to ADDRESS only (repeatable); not logged."
+)
+@click.option(
+    "--preview", is_flag=True, help="Send a copy to the [delivery] recipients (your own addresses) only; not logged."
+)
 @click.option("--dry-run", is_flag=True, help="Render and report what would be sent; send and write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Also retry this month's permanent failures.")
 @click.option("--adapter", type=ADAPTER, help="Override [delivery] adapter.")
 @click.option("--queue-only", is_flag=True, default=None, help="Only queue the deliveries; 'digest worker' sends them.")
 @pass_ctx
-def send(obj: Context, month: date | None, to: tuple[str, ...], preview: bool, dry_run: bool, retry_failed: bool, adapter: str | None, queue_only: bool | None) -> None:
+def send(
+    obj: Context,
+    month: date | None,
+    to: tuple[str, ...],
+    preview: bool,
+    dry_run: bool,
+    retry_failed: bool,
+    adapter: str | None,
+    queue_only: bool | None,
+) -> None:
     """Send the month's issue to every active subscriber who has not had it yet.
 
     \b
@@ -253,7 +299,9 @@ def send(obj: Context, month: date | None, to: tuple[str, ...], preview: bool, d
     if to or preview:
         _send_copies(config, rendered, list(to) if to else list(config.delivery.recipients), adapter)
         return
-    _send_to_subscribers(config, rendered, adapter=adapter, retry_failed=retry_failed, dry_run=dry_run, queue_only=queue_only or None)
+    _send_to_subscribers(
+        config, rendered, adapter=adapter, retry_failed=retry_failed, dry_run=dry_run, queue_only=queue_only or None
+    )
 
 
 def _send_copies(config: Any, rendered: Any, addresses: list[str], adapter: str | None) -> None:
@@ -274,13 +322,19 @@ def _send_to_subscribers(config: Any, rendered: Any, **options: Any) -> None:
 
     if options.get("dry_run"):
         report = publish.send(config, rendered, **options)
-        echo(f"dry run: {rendered.issue.key} ({rendered.issue.subject!r}) would go to {report.after['would_send']} subscriber(s); "
-             f"{report.already_sent} already have it; nothing sent")
+        echo(
+            f"dry run: {rendered.issue.key} ({rendered.issue.subject!r}) would go to "
+            f"{report.after['would_send']} subscriber(s); "
+            f"{report.already_sent} already have it; nothing sent"
+        )
         return
     with stop_on_signals() as stop, SendProgress(rendered.issue.key) as progress:
         report = publish.send(config, rendered, stop=stop, on_progress=progress.update, **options)
     if report.queued_only:
-        echo(f"{report.issue_key}: queued for {report.after['queued']} subscriber(s); 'digest worker' processes send them")
+        echo(
+            f"{report.issue_key}: queued for {report.after['queued']} subscriber(s); "
+            "'digest worker' processes send them"
+        )
         return
     _print_send(report)
     if not report.ok:
@@ -289,14 +343,20 @@ def _send_to_subscribers(config: Any, rendered: Any, **options: Any) -> None:
 
 def _print_send(report: Any) -> None:
     s = report.stats
-    echo(f"{report.issue_key}: sent {s.sent}, retried {s.retried}, failed {s.failed}, "
-         f"skipped {report.already_sent} already sent" + (f", resent {s.resent_unknown} whose outcome was unknown after a crash" if s.resent_unknown else ""))
+    echo(
+        f"{report.issue_key}: sent {s.sent}, retried {s.retried}, failed {s.failed}, "
+        f"skipped {report.already_sent} already sent"
+        + (f", resent {s.resent_unknown} whose outcome was unknown after a crash" if s.resent_unknown else "")
+    )
     if report.stopped:
         echo(f"stopped: {report.remaining} left; run 'digest send --month {report.issue_key}' to finish")
     elif report.remaining:
         echo(f"{report.remaining} deliveries are still queued or held by another sender; 'digest status' shows them")
     if s.failed:
-        echo(f"{s.failed} failed for good; 'digest status --month {report.issue_key}' lists them, --retry-failed tries again")
+        echo(
+            f"{s.failed} failed for good; 'digest status --month {report.issue_key}' lists them, "
+            "--retry-failed tries again"
+        )
 
 
 @cli.command("publish")
@@ -360,7 +420,14 @@ def serve(obj: Context, host: str | None, port: int | None, no_scheduler: bool) 
     config = obj.config
     service = None if no_scheduler else SchedulerService(config, _config_path(obj))
     app = create_app(config, scheduler=service)  # the app's lifespan starts and stops the scheduler
-    uvicorn.run(app, host=host or config.web.host, port=port or config.web.port, log_level="info", proxy_headers=True, server_header=False)
+    uvicorn.run(
+        app,
+        host=host or config.web.host,
+        port=port or config.web.port,
+        log_level="info",
+        proxy_headers=True,
+        server_header=False,
+    )
 
 
 def _config_path(obj: Context) -> Path:
@@ -386,11 +453,17 @@ def schedule(obj: Context, count: int) -> None:
 
     config = obj.config
     s = config.schedule
-    echo(f"schedule: month={s.month} day={s.day} day_of_week={s.day_of_week} hour={s.hour} minute={s.minute} second={s.second} "
-         f"({config.site.timezone}), mode {s.mode}, grace {s.misfire_grace_hours:g} h")
+    echo(
+        f"schedule: month={s.month} day={s.day} day_of_week={s.day_of_week} hour={s.hour} minute={s.minute} "
+        f"second={s.second} "
+        f"({config.site.timezone}), mode {s.mode}, grace {s.misfire_grace_hours:g} h"
+    )
     clock = "%H:%M" if s.second == "0" else "%H:%M:%S"
     for when in next_runs(config, count):
-        echo(f"  {when:%Y-%m-%d {clock} %Z} ({when.astimezone(UTC):%Y-%m-%d {clock}} UTC): publishes {month_of(when, config.site.tz):%Y-%m}")
+        echo(
+            f"  {when:%Y-%m-%d {clock} %Z} ({when.astimezone(UTC):%Y-%m-%d {clock}} UTC): "
+            f"publishes {month_of(when, config.site.tz):%Y-%m}"
+        )
 
 
 @cli.command()
@@ -419,9 +492,15 @@ def worker(obj: Context, adapter: str | None, once: bool) -> None:
     with stop_on_signals() as stop:
         stats = run_worker(obj.config, store, adapter=adapter, stop=stop, once=once)
     handled = stats.sent + stats.retried + stats.failed
-    echo(f"worker: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}"
-         + (f", resent {stats.resent_unknown} whose outcome was unknown after a crash" if stats.resent_unknown else "")
-         + (f"; {store.round_trips} database round trips ({store.round_trips / handled:.2f} per message)" if handled else ""))
+    echo(
+        f"worker: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}"
+        + (f", resent {stats.resent_unknown} whose outcome was unknown after a crash" if stats.resent_unknown else "")
+        + (
+            f"; {store.round_trips} database round trips ({store.round_trips / handled:.2f} per message)"
+            if handled
+            else ""
+        )
+    )
 
 
 from digest.cli_subscribers import subscribers  # noqa: E402  (registers the group below)

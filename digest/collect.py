@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from digest.config import Config
-from digest.content import MAX_ENTRY_BYTES, Entry, parse_entry, with_html
+from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, key_lines, parse_entry, with_html
 from digest.errors import ContentError, NothingToDo, Problem
 from digest.files import is_inside, write_atomic
 
@@ -151,7 +151,7 @@ def make_issue(month: date, entries: list[Entry], config: Config) -> Issue:
 
 def _preheader(entries: list[Entry], limit: int = 140) -> str:
     count = f"{len(entries)} link{'s' if len(entries) != 1 else ''} this month: "
-    text = count + "; ".join(e.title for e in entries)
+    text = count + "; ".join(BIDI_CONTROLS.sub("", e.title) for e in entries)  # no title reverses the next
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
@@ -174,11 +174,20 @@ def _duplicate_urls(records: tuple[Record, ...], config: Config) -> list[Problem
                 Problem(
                     display_path(Path(record.path), config),
                     f"same url as {display_path(Path(first.path), config)} in {record.month:%Y-%m}: {record.fields[1]}",
-                    None,
+                    _url_line(Path(record.path)),
                     "merge the two entries or remove one",
                 )
             )
     return problems
+
+
+def _url_line(path: Path) -> int | None:
+    """The line of the `url:` key, for the message (read again: duplicates are rare)."""
+    try:
+        text = _read_limited(path).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return None
+    return key_lines(text).get("url")
 
 
 def _normal_url(url: str) -> str:
@@ -208,7 +217,11 @@ class _Scanner:
 
     def scan(self) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
         if not self.root.is_dir():
-            problem = Problem(display_path(self.root, self.config), "content folder not found", hint="create it, or set [paths] content in digest.toml")
+            problem = Problem(
+                display_path(self.root, self.config),
+                "content folder not found",
+                hint="create it, or set [paths] content in digest.toml",
+            )
             return (), (problem,)
         old = self._load_cache()
         new: dict[str, tuple] = {}
@@ -253,7 +266,11 @@ class _Scanner:
                 if item.name.startswith("."):
                     continue
                 if item.is_symlink() and not is_inside(Path(item.path), self.root):
-                    problem = Problem(str(display_path(Path(item.path), self.config)), "symlink points outside the content folder", hint="copy the file into content/ instead")
+                    problem = Problem(
+                        str(display_path(Path(item.path), self.config)),
+                        "symlink points outside the content folder, or in a loop",
+                        hint="copy the file into content/ instead",
+                    )
                     yield item.path, (0, 0), problem
                 elif item.is_dir(follow_symlinks=False):
                     stack.append(item.path)

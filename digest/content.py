@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import html
 import re
+import string
+import unicodedata
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,42 +43,114 @@ class Entry:
     body_html: str = ""  # filled in for a collected month; raw HTML is escaped, never passed
 
 
+MAX_FRONT_MATTER_DEPTH = 100  # libyaml composes nested collections recursively: 100,000 levels crash it
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # not allowed in XML
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The C safe loader: no Python objects, fast."""
+
+
+def _lenient(construct: Any) -> Any:
+    """A scalar YAML can't build (February 30, a 5,000-digit number) stays text, for a clear message."""
+
+    def build(loader: Any, node: Any) -> Any:
+        try:
+            value = construct(loader, node)
+            str(value)  # a number too long to print fails here, not in a message
+        except (ValueError, OverflowError):
+            return loader.construct_scalar(node)
+        return value
+
+    return build
+
+
+_Loader.add_constructor(
+    "tag:yaml.org,2002:timestamp", _lenient(yaml.constructor.SafeConstructor.construct_yaml_timestamp)
+)
+_Loader.add_constructor("tag:yaml.org,2002:int", _lenient(yaml.constructor.SafeConstructor.construct_yaml_int))
+
+
+def _yaml_depth(text: str) -> int:
+    """An upper bound on how deeply `text` nests collections (brackets, indentation, '- - -')."""
+    flow = deepest_flow = deepest_line = 0
+    for ch in re.findall(r"[\[\]{}]", text):
+        flow = flow + 1 if ch in "[{" else max(flow - 1, 0)
+        deepest_flow = max(deepest_flow, flow)
+    for line in text.split("\n"):
+        deepest_line = max(deepest_line, len(line) - len(line.lstrip(" \t-?:")))
+    return deepest_flow + deepest_line
+
+
 class _SafeYAML(YAMLHandler):
-    """python-frontmatter's YAML handler with the C safe loader: no Python objects, fast."""
+    """python-frontmatter's YAML handler with the C safe loader, refusing absurd nesting first."""
 
     def load(self, fm: str, **kwargs: object) -> Any:
-        return yaml.load(fm, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if _yaml_depth(fm) > MAX_FRONT_MATTER_DEPTH:
+            raise yaml.YAMLError(f"nested more than {MAX_FRONT_MATTER_DEPTH} levels deep")
+        return yaml.load(fm, Loader=_Loader)
 
 
-_HANDLER = _SafeYAML()
+_HANDLER = SAFE_YAML = _SafeYAML()
 
 
-def parse_entry(
-    path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo
-) -> tuple[Entry | None, list[Problem]]:
+def parse_entry(path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo) -> tuple[Entry | None, list[Problem]]:
     """Parse and validate one file; returns the entry (if usable) and every problem found."""
     text, problem = _decode(path, raw)
     if problem:
         return None, [problem]
     if not frontmatter.checks(text):
-        return None, [Problem(path, "no front matter", 1, "start the file with a '---' line, then 'title:', 'url:' and 'date:' lines, then '---'")]
+        return None, [
+            Problem(
+                path,
+                "no front matter",
+                1,
+                "start the file with a '---' line, then 'title:', 'url:' and 'date:' lines, then '---'",
+            )
+        ]
+    try:  # split and load here: frontmatter.parse() reads an unclosed block as body, and drops a list
+        front, body = _HANDLER.split(text)
+    except ValueError:
+        return None, [Problem(path, "front matter is not closed", 1, "add a '---' line after the last key")]
     try:
-        meta, body = frontmatter.parse(text, handler=_HANDLER)
+        meta = _HANDLER.load(front)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark = _error_mark(exc)
         line = mark.line + 1 if mark else None
-        return None, [Problem(path, f"malformed front matter: {exc.problem or exc.context}", line, "fix the YAML between the '---' lines")]
-    except yaml.YAMLError as exc:
-        return None, [Problem(path, f"malformed front matter: {exc}", 1)]
+        return None, [
+            Problem(
+                path,
+                f"malformed front matter: {exc.problem or exc.context}",
+                line,
+                "fix the YAML between the '---' lines",
+            )
+        ]
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
+        return None, [Problem(path, f"malformed front matter: {exc}", 1, "fix the YAML between the '---' lines")]
+    if meta is None:  # '---' then '---': no keys at all
+        meta = {}
     if not isinstance(meta, dict):
-        return None, [Problem(path, "front matter must be 'key: value' lines", 2)]
-    lines = _key_lines(text)
+        return None, [Problem(path, "front matter must be 'key: value' lines", 2, "such as 'title: What I read'")]
+    lines = key_lines(text)
     return _validate(path, meta, body, lines, sections, tz)
+
+
+def _error_mark(exc: yaml.MarkedYAMLError) -> Any:
+    """Where to look: an unclosed bracket or quote is reported on the line it opened, not where YAML gave up."""
+    unclosed = str(exc.context or "").startswith(("while parsing a flow", "while scanning a quoted"))
+    if unclosed and exc.context_mark is not None:
+        return exc.context_mark
+    return exc.problem_mark or exc.context_mark
 
 
 def _decode(path: Path, raw: bytes) -> tuple[str, Problem | None]:
     if len(raw) > MAX_ENTRY_BYTES:
-        return "", Problem(path, f"file is larger than {MAX_ENTRY_BYTES:,} bytes, the limit for one entry", hint="shorten the commentary")
+        return "", Problem(
+            path,
+            f"file is larger than {MAX_ENTRY_BYTES:,} bytes, the limit for one entry",
+            hint="shorten the commentary",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -83,55 +158,90 @@ def _decode(path: Path, raw: bytes) -> tuple[str, Problem | None]:
         return "", Problem(path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", line, "save the file as UTF-8")
     if "\x00" in text:
         return "", Problem(path, "binary file, not a Markdown entry", hint="remove it from content/")
+    bad = _BAD_CHARS.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        return "", Problem(
+            path,
+            f"unprintable character U+{ord(bad.group()):04X} in the text",
+            line,
+            "delete it: feeds and email can't carry it",
+        )
     return text.removeprefix("\ufeff"), None
 
 
-def _key_lines(text: str) -> dict[str, int]:
+def key_lines(text: str) -> dict[str, int]:
     """1-based line of each top-level front-matter key, for messages."""
     end = text.find("\n---", 3)
     head = text[: end if end > 0 else len(text)]
     return {m.group(1): head.count("\n", 0, m.start()) + 1 for m in _KEY_LINE.finditer(head)}
 
 
-def _validate(path: Path, meta: dict, body: str, lines: dict[str, int], sections: tuple[str, ...], tz: tzinfo) -> tuple[Entry | None, list[Problem]]:
+def _validate(
+    path: Path, meta: dict, body: str, lines: dict[str, int], sections: tuple[str, ...], tz: tzinfo
+) -> tuple[Entry | None, list[Problem]]:
     problems: list[Problem] = []
 
     def bad(key: str, message: str, hint: str = "") -> None:
         problems.append(Problem(path, message, lines.get(key, 1), hint))
 
-    title = _text(meta.get("title"))
+    title = visible_text(meta.get("title"))
     if title is None:
         bad("title", "missing or empty title", "add a line such as 'title: \"What I read\"'")
     url = _check_url(meta.get("url"), path, lines, problems)
     when = _check_date(meta.get("date"), tz)
     if when is None:
         given = meta.get("date")
-        shown = "missing date" if given in (None, "") else f"unparseable date {str(given)!r}"
+        shown = "missing date" if given in (None, "") else f"unparseable date {_shown(given)}"
         bad("date", shown, "use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00")
+    elif not _in_range(when, tz):
+        bad("date", f"date {when.isoformat()} is out of range", "use a date between the years 2 and 9998")
     section = _check_section(meta.get("section"), sections)
     if section is None:
-        bad("section", f"unknown section {str(meta.get('section'))!r}", _section_hint(str(meta.get("section")), sections))
-    source, quote = _text(meta.get("source")), _text(meta.get("quote"))
+        typed = meta.get("section")
+        bad(
+            "section",
+            f"unknown section {_shown(typed)}",
+            _section_hint(str(typed)[:200] if isinstance(typed, (str, int, float)) else "", sections),
+        )
+    source, quote = visible_text(meta.get("source")), visible_text(meta.get("quote"))
     for key in ("source", "quote"):
         if meta.get(key) is not None and not isinstance(meta.get(key), (str, int, float)):
             bad(key, f"{key} must be text")
     tags = _check_tags(meta.get("tags"))
     if tags is None:
         bad("tags", "tags must be a list of words, such as 'tags: [ai, chips]'")
+    for key, value in (("title", title), ("source", source), ("quote", quote), ("tags", "".join(tags or ()))):
+        char = _BAD_CHARS.search(value or "")
+        if char:
+            bad(
+                key,
+                f"{key} contains the unprintable character U+{ord(char.group()):04X}",
+                "delete it: feeds and email can't carry it",
+            )
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
-        bad("draft", f"draft must be true or false, not {draft!r}")
+        bad("draft", f"draft must be true or false, not {_shown(draft)}")
     for key in meta:
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(str(key), KNOWN_KEYS, 1)
-            problems.append(Problem(path, f"unknown front-matter key {key!r} is ignored", lines.get(str(key)), f"did you mean {close[0]!r}?" if close else "", warning=True))
+            problems.append(
+                Problem(
+                    path,
+                    f"unknown front-matter key {key!r} is ignored",
+                    lines.get(str(key)),
+                    f"did you mean {close[0]!r}?" if close else "",
+                    warning=True,
+                )
+            )
     if any(not p.warning for p in problems):
         return None, problems
     entry = Entry(path, title, url, when, section, source, tags, draft, quote, body.strip())
     return entry, problems
 
 
-def _text(value: Any) -> str | None:
+def visible_text(value: Any) -> str | None:
+    """A front-matter value as one line of text; None when nothing in it would show."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -139,7 +249,16 @@ def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     value = " ".join(value.split())
-    return value or None
+    visible = any(unicodedata.category(ch) not in ("Cf", "Cc", "Zs", "Zl", "Zp") for ch in value)
+    return value if visible else None  # a title of zero-width spaces is an empty title
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for a message, short whatever it is (a list may be a YAML alias bomb: never str() it)."""
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "a mapping"
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _check_url(value: Any, path: Path, lines: dict[str, int], problems: list[Problem]) -> str | None:
@@ -160,7 +279,11 @@ def _check_url(value: Any, path: Path, lines: dict[str, int], problems: list[Pro
 
 def url_problem(url: str) -> str | None:
     """Why `url` can't be a link in an email or feed, or None if it can."""
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if (
+        any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url)
+        or _BAD_CHARS.search(url)
+        or BIDI_CONTROLS.search(url)
+    ):
         return f"url {url[:80]!r} contains spaces or control characters"
     try:
         parts = urlsplit(url)
@@ -187,9 +310,19 @@ def _check_date(value: Any, tz: tzinfo) -> datetime | None:
     return None
 
 
+def _in_range(when: datetime, tz: tzinfo) -> bool:
+    """Far enough from year 1 and 9999 that the month, its bounds and UTC are all representable."""
+    try:
+        return all(2 <= moment.year <= 9998 for moment in (when, when.astimezone(tz), when.astimezone(UTC)))
+    except (OverflowError, ValueError):
+        return False
+
+
 def _check_section(value: Any, sections: tuple[str, ...]) -> str | None:
     if value is None or value == "":
         return sections[0]
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return None
     wanted = " ".join(str(value).split()).casefold()
     return next((s for s in sections if s.casefold() == wanted), None)
 
@@ -213,7 +346,9 @@ def _check_tags(value: Any) -> tuple[str, ...] | None:
         return ()
     if isinstance(value, str):
         value = [t for t in value.split(",")]
-    if not isinstance(value, list) or not all(isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in value):
+    if not isinstance(value, list) or not all(
+        isinstance(t, (str, int, float)) and not isinstance(t, bool) for t in value
+    ):
         return None
     return tuple(t for t in (" ".join(str(t).split()) for t in value) if t)
 
@@ -224,13 +359,23 @@ MARKDOWN_RULES = [
     "strikethrough", "table",
 ]  # CommonMark without html_block/html_inline: raw HTML in commentary is shown as text  # fmt: skip
 MAX_NESTING = 20  # deeper lists or quotes are shown as plain paragraphs, not nested markup
+# Limits checked on the text before the Rust parser sees it: it recurses without a limit (100,000
+# nested '*' or '- ' crash the process) and is quadratic in reference definitions and '~~' pairs.
+MAX_PARSE_DEPTH = 100
+MAX_REFERENCE_DEFINITIONS = 500
+MAX_STRIKETHROUGH_RUNS = 1000
+_LINE_MARKERS = re.compile(r"(?:[ \t]*(?:>|[-+*](?=[ \t]|$)|\d{1,9}[.)](?=[ \t]|$)))*[ \t]*")
+_DELIMITERS = re.compile(r"\*+|_+|~+|[\[\]]")
+_UNSAFE_LINK = re.compile(r' (href|src)="([^"]*)"')
+UNSAFE_SCHEMES = ("javascript:", "vbscript:", "file:", "data:")
 
 
 @cache
 def _markdown() -> Any:
     """markdown-it-pyrs: the markdown-it rules, in Rust (about 30x faster than markdown-it-py).
 
-    Its link validation leaves javascript:, vbscript:, file: and data: links as text.
+    Its link validation leaves javascript:, vbscript:, file: and most data: links as text;
+    `_without_unsafe_links` drops the data:image/... ones it lets through.
     """
     import markdown_it_pyrs
 
@@ -240,7 +385,54 @@ def _markdown() -> Any:
 @lru_cache(maxsize=8192)
 def commentary_tree(body: str) -> Any:
     """The commentary's syntax tree, parsed once per text for the HTML and plain-text renderers."""
-    return _markdown().tree(body)
+    return _markdown().tree(_defused(body))
+
+
+_CODE_OR_BRACKET = re.compile(r"`+|[\[\]]")
+_CODE_BLOCK_LINE = re.compile(r"^(?: {0,3}(?:```|~~~)| {4}|\t)", re.MULTILINE)
+
+
+def _defused(body: str) -> str:
+    """`body` with each backtick run that opens no code span and sits inside a link's brackets
+    written as &#96;: the same text to CommonMark, but markdown-it-pyrs 0.4 panics on "[`"."""
+    if "`" not in body or "[" not in body:
+        return body
+    pieces = []
+    for block in re.split(r"(\n[ \t]*\n)", body):
+        if "`" not in block or "[" not in block or _CODE_BLOCK_LINE.search(block):
+            pieces.append(block)  # (code blocks are left alone; shown_flat catches a panic there)
+            continue
+        marks = [(m.start(), m.end(), m.group()) for m in _CODE_OR_BRACKET.finditer(block)]
+        escaped = [_backslashes_before(block, start) & 1 for start, _, _ in marks]
+        runs: dict[int, list[int]] = {}  # run length -> indexes of the runs that long (closers ignore backslashes)
+        for index, (_, _, text) in enumerate(marks):
+            if text[0] == "`":
+                runs.setdefault(len(text), []).append(index)
+        depth, index, defuse = 0, 0, []
+        while index < len(marks):
+            start, end, text = marks[index]
+            if text[0] == "`":
+                length = len(text) - escaped[index]  # "\``" opens a one-backtick span after a literal one
+                same = runs.get(length, [])
+                later = bisect.bisect_right(same, index)
+                if length and later < len(same):
+                    index = same[later]  # a code span: brackets inside it don't count
+                elif length and depth:
+                    defuse.append((end - length, end))
+            elif not escaped[index]:
+                depth = depth + 1 if text == "[" else max(depth - 1, 0)
+            index += 1
+        for start, end in reversed(defuse):
+            block = block[:start] + "&#96;" * (end - start) + block[end:]
+        pieces.append(block)
+    return "".join(pieces)
+
+
+def _backslashes_before(text: str, position: int) -> int:
+    count = 0
+    while position > count and text[position - count - 1] == "\\":
+        count += 1
+    return count
 
 
 def too_deep(tree: Any) -> bool:
@@ -255,13 +447,86 @@ def too_deep(tree: Any) -> bool:
     return False
 
 
+def too_costly(body: str) -> bool:
+    """Commentary the Rust parser must not see: it could crash it or take minutes (checked in one pass)."""
+    if body.count("]:") > MAX_REFERENCE_DEFINITIONS or len(re.findall("~~+", body)) > MAX_STRIKETHROUGH_RUNS:
+        return True  # (every reference definition has a ']:', wherever it is: in a quote, a list)
+    for line in body.split("\n"):
+        prefix = _LINE_MARKERS.match(line).group()  # type: ignore[union-attr]
+        if len(re.findall(r"[>+*\-.)]", prefix)) + len(prefix.expandtabs(4)) // 2 > MAX_PARSE_DEPTH:
+            return True
+    return any(_inline_depth(block) > MAX_PARSE_DEPTH for block in re.split(r"\n[ \t]*\n", body))
+
+
+def _inline_depth(block: str) -> int:
+    """An upper bound on how deeply emphasis, strikethrough, links and images nest in one paragraph.
+
+    A delimiter run is counted as an opener whenever some CommonMark version could read it as one;
+    only runs that every version reads as pure closers close.
+    """
+    open_ = {"*": 0, "_": 0, "~": 0, "[": 0}
+    deepest = 0
+    for match in _DELIMITERS.finditer(block):
+        run, kind = match.group(), match.group()[0]
+        before = block[match.start() - 1] if match.start() else " "
+        after = block[match.end()] if match.end() < len(block) else " "
+        if kind in "[]":
+            open_["["] = open_["["] + 1 if kind == "[" else max(open_["["] - 1, 0)
+        elif kind == "_" and before.isalnum() and after.isalnum():
+            continue  # intraword underscores never open or close
+        elif not before.isspace() and (
+            after.isspace() or (_punctuation(after, core=True) and not _punctuation(before, core=False))
+        ):
+            open_[kind] = max(open_[kind] - len(run), 0)  # a pure closer in every version
+        elif not after.isspace():
+            open_[kind] += len(run)
+        deepest = max(deepest, sum(open_.values()))
+    return deepest
+
+
+def _punctuation(ch: str, *, core: bool) -> bool:
+    """Punctuation in every CommonMark version (`core`), or in some version (not `core`)."""
+    return ch in string.punctuation or unicodedata.category(ch).startswith("P" if core else ("P", "S"))
+
+
+def _without_unsafe_links(rendered: str) -> str:
+    """markdown-it lets data:image/... URLs through: drop such href/src attributes (raw HTML is off,
+    so every ' href="' in the output is an attribute the renderer wrote)."""
+
+    def keep(match: re.Match) -> str:
+        return "" if not link_allowed(html.unescape(match.group(2))) else match.group(0)
+
+    return _UNSAFE_LINK.sub(keep, rendered)
+
+
+def link_allowed(url: str) -> bool:
+    """False for script and data URLs, however they are spelled (browsers drop tabs and newlines)."""
+    cleaned = re.sub(r"[\t\n\r]", "", url).lstrip("".join(map(chr, range(33)))).lower()
+    return not cleaned.startswith(UNSAFE_SCHEMES)
+
+
+@lru_cache(maxsize=8192)
+def shown_flat(body: str) -> bool:
+    """True when the commentary is shown as plain paragraphs: too costly to parse, unparseable, or
+    nested too deeply."""
+    if too_costly(body):
+        return True
+    try:
+        tree = commentary_tree(body)
+    except BaseException as exc:  # markdown-it-pyrs 0.4 panics on an unclosed code span in a link label: "[`"
+        if type(exc).__name__ != "PanicException":
+            raise
+        return True
+    return too_deep(tree)
+
+
 def commentary_html(body: str) -> str:
     """Commentary as HTML; raw HTML in it is escaped, and absurd nesting flattened to paragraphs."""
     if not body:
         return ""
-    if too_deep(commentary_tree(body)):
+    if shown_flat(body):
         return "".join(f"<p>{html.escape(' '.join(p.split()))}</p>\n" for p in body.split("\n\n") if p.strip())
-    return _markdown().render(body)
+    return _without_unsafe_links(_markdown().render(_defused(body)))
 
 
 def with_html(entry: Entry) -> Entry:

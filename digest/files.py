@@ -40,6 +40,6 @@ def is_inside(path: Path, folder: Path) -> bool:
     """True if `path`, with symlinks resolved, lies within `folder`."""
     try:
         path.resolve().relative_to(folder.resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return False
     return True

@@ -14,18 +14,21 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import frontmatter
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
 from digest.collect import display_path
 from digest.config import Config
-from digest.content import url_problem
+from digest.content import SAFE_YAML, url_problem, visible_text
 from digest.errors import DigestError, Problem
 from digest.files import write_atomic
 
-LINK_LINE = re.compile(r"^\*\*\[(?P<title>.+)\]\((?P<url>[^)\s]+)\)\*\*\s*$")
+# a URL may hold balanced parentheses (Wikipedia's "Transformer_(deep_learning_architecture)")
+LINK_LINE = re.compile(r"^\*\*\[(?P<title>.+)\]\((?P<url>(?:[^()\s]|\([^()\s]*\))+)\)\*\*\s*$")
 READ_HEADING = re.compile(r"^(?P<year>\d{4})\s+(?P<month>[A-Za-z]+)\s+-\s+What I Have Read\s*$")
 ENTRY_LINE = re.compile(r"^(?P<quoted>―\s*)?(?P<head>.+?)\s*\[(?:link)\](?:\s*\[[^\]]+\])*\s*$", re.IGNORECASE)
 VIDEO_HOSTS = ("youtube.com", "youtu.be", "vimeo.com", "podcasts.apple.com", "open.spotify.com")
@@ -57,27 +60,42 @@ class Imported:
 
 @dataclass(frozen=True)
 class ImportReport:
-    written: tuple[Path, ...]
+    files: tuple[EntryFile, ...]  # one per entry read, in the archives' order
     problems: tuple[Problem, ...]
+
+    @property
+    def written(self) -> tuple[Path, ...]:
+        return tuple(f.path for f in self.files if not f.exists)
+
+    @property
+    def unchanged(self) -> tuple[Path, ...]:
+        """Imported before, with the same text: left as they are."""
+        return tuple(f.path for f in self.files if f.exists)
 
 
 def import_files(config: Config, files: list[Path]) -> ImportReport:
     """Read every file first, then write: an unreadable archive writes nothing. Re-running is a no-op."""
     parsed = [read_archive(path, config) for path in files]
-    written: list[Path] = []
+    files: list[EntryFile] = []
     problems: list[Problem] = []
     for when, entries in parsed:
         width = max(2, len(str(len(entries))))
         for number, item in enumerate(entries, 1):
-            path = write_entry(
+            entry = write_entry(
                 config, title=item.title, url=item.url, when=when,
                 section=item.section or _guess_section(item.url, config), source=item.source,
                 note=item.body, quote=item.quote, slug=f"{number:0{width}d}-{slugify(item.title)}",
             )  # fmt: skip
-            written.append(path)
-            if not item.url:
-                problems.append(Problem(display_path(path, config), "no url in the archive: the title renders without a link", warning=True))
-    return ImportReport(tuple(written), tuple(problems))
+            files.append(entry)
+            if not item.url and not entry.exists:
+                problems.append(
+                    Problem(
+                        display_path(entry.path, config),
+                        "no url in the archive: the title renders without a link",
+                        warning=True,
+                    )
+                )
+    return ImportReport(tuple(files), tuple(problems))
 
 
 def read_archive(path: Path, config: Config) -> tuple[datetime | date, list[Imported]]:
@@ -98,9 +116,12 @@ def read_archive(path: Path, config: Config) -> tuple[datetime | date, list[Impo
 
 
 def _read_link_archive(path: Path, text: str) -> tuple[datetime | date, list[Imported]]:
+    handler = frontmatter.detect_format(text, frontmatter.handlers)
+    if isinstance(handler, YAMLHandler):
+        handler = SAFE_YAML  # the entry parser's loader: absurd nesting refused, not a crash
     try:
-        meta, body = frontmatter.parse(text)
-    except yaml.YAMLError as exc:
+        meta, body = frontmatter.parse(text, handler=handler)
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
         raise ImportError_(f"{path}: malformed front matter: {exc}") from None
     when = meta.get("date")
     if isinstance(when, str):
@@ -108,13 +129,13 @@ def _read_link_archive(path: Path, text: str) -> tuple[datetime | date, list[Imp
             when = datetime.fromisoformat(when)
         except ValueError:
             when = None
-    if not isinstance(when, (date, datetime)):
+    if not isinstance(when, (date, datetime)) or not 2 <= when.year <= 9998:
         raise ImportError_(f"{path}: the front matter has no usable 'date:' (expected e.g. 2025-02-28 22:59:59)")
     entries: list[Imported] = []
     closed = True  # before the first link, and after a rule: intro and sign-off, not commentary
     for line in body.split("\n"):
         match = LINK_LINE.match(line.strip())
-        if match:
+        if match and visible_text(match["title"]):  # "**[ ](url)**" has no title: commentary, not an invalid entry
             url = match["url"] if url_problem(match["url"]) is None else None
             entries.append(Imported(title=match["title"].strip(), url=url))
             closed = False
@@ -139,6 +160,8 @@ def _read_plain_month(path: Path, text: str, config: Config) -> tuple[date, list
     if not heading or not month:
         raise ImportError_(f"{path}:1: expected a first line such as '2024 December - What I Have Read'")
     year = int(heading["year"])
+    if not 2 <= year <= 9998:
+        raise ImportError_(f"{path}:1: the year {heading['year']} is out of range")
     when = date(year, month, calendar.monthrange(year, month)[1])
     sections = {s.casefold(): s for s in config.site.sections}
     entries: list[Imported] = []
@@ -152,10 +175,10 @@ def _read_plain_month(path: Path, text: str, config: Config) -> tuple[date, list
             section, after_entry = sections[line.strip().casefold()], False
             continue
         match = ENTRY_LINE.match(line.strip())
-        if not match:
+        title, source = _split_title(match["head"]) if match else ("", None)
+        if not visible_text(title):  # no entry line, or one without a title ("― [Link]"): text, not an invalid entry
             pending.append(line)
             continue
-        title, source = _split_title(match["head"])
         quote = _take_quote(entries, pending, after_entry) if match["quoted"] else None
         _flush(entries, pending)
         entries.append(Imported(title=title, source=source, section=section, quote=quote, plain=True))
@@ -235,7 +258,16 @@ def slugify(title: str, limit: int = 60) -> str:
     return slug[:limit].strip("-") or "entry"
 
 
-def write_entry(
+@dataclass(frozen=True)
+class EntryFile:
+    """An entry file not yet written: where it goes and what it says."""
+
+    path: Path
+    text: str
+    exists: bool  # the same text is already there (imported before)
+
+
+def entry_file(
     config: Config,
     *,
     title: str,
@@ -247,8 +279,8 @@ def write_entry(
     quote: str | None = None,
     tags: tuple[str, ...] = (),
     slug: str | None = None,
-) -> Path:
-    """Write content/YYYY/MM/<slug>.md (never over an existing file) and return its path."""
+) -> EntryFile:
+    """content/YYYY/MM/<slug>.md and its text; a new name when another file holds other text."""
     tz = config.site.tz
     local = when.astimezone(tz) if isinstance(when, datetime) and when.tzinfo else when
     if isinstance(local, datetime) and local.tzinfo is None:
@@ -256,7 +288,7 @@ def write_entry(
     meta: dict[str, object] = {"title": title}
     if url:
         meta["url"] = url
-    meta["date"] = local.isoformat() if isinstance(local, datetime) else local.isoformat()
+    meta["date"] = local.isoformat()
     meta["section"] = section or config.site.sections[0]
     if source:
         meta["source"] = source
@@ -271,10 +303,17 @@ def write_entry(
     path, counter = folder / f"{base}.md", 2
     while path.exists():
         if path.read_text(encoding="utf-8", errors="replace") == text:
-            return path  # imported before: nothing to do
+            return EntryFile(path, text, exists=True)
         path, counter = folder / f"{base}-{counter}.md", counter + 1
-    write_atomic(path, text)
-    return path
+    return EntryFile(path, text, exists=False)
 
 
-__all__ = ["import_files", "read_archive", "write_entry", "slugify", "ImportReport"]
+def write_entry(config: Config, **fields: Any) -> EntryFile:
+    """Write the entry file (never over an existing file) unless the same text is already there."""
+    entry = entry_file(config, **fields)
+    if not entry.exists:
+        write_atomic(entry.path, entry.text)
+    return entry
+
+
+__all__ = ["import_files", "read_archive", "entry_file", "write_entry", "EntryFile", "slugify", "ImportReport"]

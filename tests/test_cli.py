@@ -1,167 +1,324 @@
-"""The CLI: every validation error stops build/send/publish with a clear message, and writes nothing."""
+"""digest/cli.py: every validation error stops build, send and publish with the file and line, the
+right exit code (1 bad input or nothing to do, 2 usage), and nothing written to output/ or the outbox.
+
+Commands run in-process through `digest.cli.main` (the `cli` fixture); two run the installed
+console script, as a user would."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import datetime
+from email import message_from_bytes, policy
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from delivery_support import digest, write_project
+from conftest import SECTIONS, site_settings, to_toml
 
+from digest.content import parse_entry
+
+BERLIN = ZoneInfo("Europe/Berlin")
+LISTED = "use one of: " + ", ".join(SECTIONS)
 GOOD = "---\ntitle: Fine\nurl: https://example.com/fine\ndate: 2025-02-10\n---\nGood.\n"
+
+# name -> (file content, the exact problem line; {name} is the file's name)
+BAD = {
+    "missing title": ("---\nurl: https://example.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:1: missing or empty title (add a line such as 'title: \"What I read\"')"),
+    "empty title": ("---\ntitle: ''\nurl: https://example.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:2: missing or empty title (add a line such as 'title: \"What I read\"')"),
+    "unparseable date": ("---\ntitle: T\nurl: https://example.com/x\ndate: 31/02/2025\n---\n", "content/2025/02/{name}:4: unparseable date '31/02/2025' (use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00)"),
+    "javascript url": ("---\ntitle: T\nurl: javascript:alert(1)\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:3: url scheme 'javascript' is not allowed in 'javascript:alert(1)' (use an http:// or https:// address)"),
+    "data url": ("---\ntitle: T\nurl: data:text/html;base64,PHNjcmlwdD4=\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:3: url scheme 'data' is not allowed in 'data:text/html;base64,PHNjcmlwdD4=' (use an http:// or https:// address)"),
+    "file url": ("---\ntitle: T\nurl: file:///etc/passwd\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:3: url scheme 'file' is not allowed in 'file:///etc/passwd' (use an http:// or https:// address)"),
+    "unknown section": ("---\ntitle: T\nurl: https://example.com/x\nsection: Papres\ndate: 2025-02-10\n---\n", f"content/2025/02/{{name}}:4: unknown section 'Papres' (did you mean 'Papers and Reports'? {LISTED})"),
+    "malformed yaml": ("---\ntitle: T\nurl: https://example.com/x: y\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:3: malformed front matter: mapping values are not allowed in this context (fix the YAML between the '---' lines)"),
+    "unclosed bracket": ("---\ntitle: [Unclosed\nurl: https://example.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:2: malformed front matter: did not find expected ',' or ']' (fix the YAML between the '---' lines)"),
+    "not utf-8": (b"---\ntitle: Caf\xe9\nurl: https://example.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/{name}:2: not UTF-8 text (byte 0xe9) (save the file as UTF-8)"),
+    "no front matter": ("Just some notes\n", "content/2025/02/{name}:1: no front matter (start the file with a '---' line, then 'title:', 'url:' and 'date:' lines, then '---')"),
+    "same url twice": ("---\ntitle: Again\nurl: https://EXAMPLE.com/fine/\ndate: 2025-02-20\n---\n", "content/2025/02/{name}:3: same url as content/2025/02/fine.md in 2025-02: https://EXAMPLE.com/fine/ (merge the two entries or remove one)"),
+}  # fmt: skip
+REFUSING = [["build"], ["send"], ["publish"], ["send", "--to", "me@example.com"], ["send", "--dry-run"], ["check"]]
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Path:
-    root = write_project(tmp_path / "site")
-    digest(root, "subscribers", "add", "reader@example.com", check=True)
-    return root
+def site(project, cli):
+    """A valid project with one February entry and one subscriber: every command would write something."""
+    project.write("2025/02/fine.md", GOOD)
+    assert cli(project.root, "subscribers", "add", "reader@example.com").code == 0
+    return project
 
 
-def write(root: Path, name: str, text: str | bytes) -> Path:
-    path = root / "content" / "2025" / "02" / name
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def nothing_written(root: Path) -> bool:
-    outbox = root / "outbox"
-    return not (root / "output").exists() and (not outbox.exists() or not any(outbox.rglob("*.eml")))
-
-
-BAD = {
-    "missing title": ("---\nurl: https://e.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/bad.md:1: missing or empty title"),
-    "unparseable date": ("---\ntitle: T\nurl: https://e.com/x\ndate: 31/02/2025\n---\n", "content/2025/02/bad.md:4: unparseable date '31/02/2025'"),
-    "javascript url": ("---\ntitle: T\nurl: javascript:alert(1)\ndate: 2025-02-10\n---\n", "content/2025/02/bad.md:3: url scheme 'javascript' is not allowed"),
-    "unknown section": ("---\ntitle: T\nurl: https://e.com/x\ndate: 2025-02-10\nsection: Papres\n---\n", "content/2025/02/bad.md:5: unknown section 'Papres' (did you mean 'Papers and Reports'? use one of: Articles and Blogs, Substack, Papers and Reports, YouTube and Podcasts, News)"),
-    "malformed yaml": ("---\ntitle: [T\nurl: https://e.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/bad.md:"),
-    "not utf-8": (b"---\ntitle: Caf\xe9\nurl: https://e.com/x\ndate: 2025-02-10\n---\n", "content/2025/02/bad.md:2: not UTF-8 text (byte 0xe9) (save the file as UTF-8)"),
-    "same url twice": (
-        "---\ntitle: Again\nurl: https://jax-ml.github.io/scaling-book\ndate: 2025-02-20\n---\n",
-        "content/2025/02/02-how-to-scale-your-model.md: same url as content/2025/02/bad.md in 2025-02: https://jax-ml.github.io/scaling-book/",
-    ),
-}
+def test_a_valid_site_does_write_output_and_mail(site, cli):
+    """The control for every 'nothing written' below."""
+    built = cli(site.root, "build")
+    assert built.code == 0 and built.out.startswith("built 2025-02: 1 entry, email ")
+    assert {"output/email/2025-02.html", "output/email/2025-02.txt", "output/site/feed.xml"} <= {p.relative_to(site.root).as_posix() for p in site.written()}  # fmt: skip
+    sent = cli(site.root, "send")
+    assert sent.code == 0 and sent.out.startswith("2025-02: sent 1, retried 0, failed 0")
+    assert len(site.emls()) == 1
 
 
 @pytest.mark.parametrize("case", BAD)
-@pytest.mark.parametrize("command", [["build"], ["send"], ["publish"], ["check"]])
-def test_invalid_content_stops_everything_and_writes_nothing(site, case, command):
+@pytest.mark.parametrize("command", REFUSING, ids=" ".join)
+def test_invalid_content_stops_every_command_and_writes_nothing(site, cli, case, command):
     text, message = BAD[case]
-    write(site, "bad.md", text)
-    result = digest(site, *command)
-    assert result.returncode == 1, result.stdout + result.stderr
-    output = result.stdout + result.stderr
-    assert message in output, output
-    assert "Traceback" not in output
-    assert nothing_written(site)
-    if command != ["check"]:
-        assert "nothing was written or sent" in result.stderr
+    site.write("2025/02/bad.md", text)
+    result = cli(site.root, *command)
+    assert result.code == 1, result.output
+    assert "Traceback" not in result.output
+    if command == ["check"]:
+        assert f"error: {message.format(name='bad.md')}\n" in result.out
+        assert result.out.endswith("1 error, 0 warnings in content\n")
+    else:
+        assert (
+            result.err == f"error: {message.format(name='bad.md')}\n1 problem in content; nothing was written or sent\n"
+        )
+    assert site.written() == []
 
 
-def test_check_reports_every_problem_of_the_tree_at_once(site):
-    for n, (text, _) in enumerate(BAD.values()):
-        write(site, f"bad{n}.md", text)
-    result = digest(site, "check")
-    assert result.returncode == 1
-    errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
-    assert len(errors) == len(BAD)
-    assert f"{len(BAD)} errors" in result.stdout
+def test_check_reports_every_problem_of_the_tree_at_once(site, cli):
+    expected = []
+    for number, (text, message) in enumerate(BAD.values()):
+        name = f"bad{number:02d}.md"
+        site.write(f"2025/02/{name}", text)
+        expected.append(f"error: {message.format(name=name)}")
+    site.write("2025/02/no-url.md", "---\ntitle: Lost link\ndate: 2025-02-11\n---\n")
+    result = cli(site.root, "check")
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert sorted(line for line in lines if line.startswith("error: ")) == sorted(expected)
+    assert "warning: content/2025/02/no-url.md: no url: the title renders without a link" in lines
+    assert lines[-1] == f"{len(BAD)} errors, 1 warning in content"
 
 
-def test_an_invalid_file_in_another_month_still_stops_the_build(site):
-    (site / "content" / "2019").mkdir()
-    (site / "content" / "2019" / "old.md").write_text("---\ntitle: Old\ndate: whenever\n---\n")
-    result = digest(site, "build", "--month", "2025-02")
-    assert result.returncode == 1 and "content/2019/old.md:3: unparseable date 'whenever'" in result.stderr
-    assert nothing_written(site)
+def test_an_invalid_file_in_another_month_still_stops_the_build(site, cli):
+    site.write("2019/01/old.md", "---\ntitle: Old\ndate: whenever\n---\n")
+    result = cli(site.root, "build", "--month", "2025-02")
+    assert result.code == 1
+    assert result.err.startswith("error: content/2019/01/old.md:3: unparseable date 'whenever'")
+    assert site.written() == []
 
 
-def test_an_empty_month_is_a_clear_message_and_nothing_is_sent(site):
-    for command in (["build", "--month", "2023-01"], ["send", "--month", "2023-01"], ["publish", "--month", "2023-01"]):
-        result = digest(site, *command)
-        assert result.returncode == 1
-        assert result.stderr.strip() == "error: no entries for 2023-01: nothing to build or send"
-    assert nothing_written(site)
+@pytest.mark.parametrize("command", [["build"], ["send"], ["publish"], ["check"], ["send", "--dry-run"], ["send", "--to", "me@example.com"]], ids=" ".join)  # fmt: skip
+def test_an_empty_month_is_a_clear_message_exit_1_and_nothing_written(site, cli, command):
+    result = cli(site.root, *command, "--month", "2023-01")
+    assert (result.code, result.out, result.err) == (1, "", "error: no entries for 2023-01: nothing to build or send\n")
+    assert site.written() == []
 
 
-def test_usage_errors_exit_2_with_a_suggestion(site):
-    bad_month = digest(site, "build", "--month", "2025-13")
-    assert bad_month.returncode == 2 and "'2025-13' is not a month: use YYYY-MM, such as 2025-02" in bad_month.stderr
-    typo = digest(site, "buidl")
-    assert typo.returncode == 2 and "No such command 'buidl'. Did you mean 'build'?" in typo.stderr
-    option = digest(site, "build", "--mnth", "2025-02")
-    assert option.returncode == 2 and "No such option '--mnth'. Did you mean '--month'?" in option.stderr
+def test_no_content_at_all_is_a_clear_message(project, cli):
+    result = cli(project.root, "build")
+    assert result.code == 1
+    assert result.err == f"error: no entries in {project.content}: add one with 'digest add URL --title ...'\n"
+    assert project.written() == []
 
 
-def test_every_command_explains_itself_with_examples(site):
-    for command in ("check", "build", "send", "publish", "add", "import", "status", "serve", "schedule", "worker", "subscribers"):
-        help_text = digest(site, command, "--help", check=True).stdout
-        assert "Example" in help_text, command
-    top = digest(site, "--help", check=True).stdout
-    assert "digest build --month 2025-02" in top
+@pytest.mark.parametrize("month", ["2025-13", "2025-00", "2025/02", "feb", "25-02", ""])
+def test_a_bad_month_is_a_usage_error(site, cli, month):
+    result = cli(site.root, "build", "--month", month)
+    assert result.code == 2
+    assert f"Invalid value for '--month': {month!r} is not a month: use YYYY-MM, such as 2025-02" in result.err
+    assert site.written() == []
 
 
 @pytest.mark.parametrize(
-    ("toml_edit", "message"),
-    [
-        (('[site]', '[site]\ncolour = "blue"'), "digest.toml:"),
-        (('timezone = "America/New_York"', 'timezone = "Mars/Olympus"'), "site.timezone: unknown time zone 'Mars/Olympus'"),
-        (('[sender]', '[email]\nsubject = "{title} {mnth}"\n\n[sender]'), "email.subject: unknown placeholder {mnth}"),
-        (('[delivery]', '[delivery]\nbatch_size = 0'), "delivery.batch_size: Input should be greater than or equal to 1"),
-        (('base_url = "https://links.example.com/"', 'base_url = "ftp://x"'), "site.base_url:"),
-    ],
+    ("typed", "meant"), [("buidl", "build"), ("sned", "send"), ("publsh", "publish"), ("chekc", "check")]
 )
-def test_a_bad_config_names_the_key(site, toml_edit, message):
-    toml = site / "digest.toml"
-    old, new = toml_edit
-    toml.write_text(toml.read_text().replace(old, new, 1))
-    result = digest(site, "check")
-    assert result.returncode == 1 and message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+def test_a_mistyped_command_suggests_the_right_one(site, cli, typed, meant):
+    result = cli(site.root, typed)
+    assert result.code == 2
+    assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.err
 
 
-def test_an_unknown_config_key_is_named_with_its_line(site):
-    toml = site / "digest.toml"
-    toml.write_text(toml.read_text().replace("[site]", "[site]\ncolour = 'blue'", 1))
-    result = digest(site, "check")
-    line = toml.read_text().splitlines().index("colour = 'blue'") + 1
-    assert f"digest.toml:{line}: site.colour: unknown key" in result.stderr
+def test_a_mistyped_option_suggests_the_right_one(site, cli):
+    result = cli(site.root, "build", "--mnth", "2025-02")
+    assert result.code == 2 and "No such option '--mnth'. Did you mean '--month'?" in result.err
 
 
-def test_config_comes_from_flag_or_environment(site, tmp_path):
+# -- digest.toml --------------------------------------------------------------------------------
+
+
+def with_setting(table: str, key: str, value: object) -> dict:
+    settings = site_settings()
+    settings.setdefault(table, {})[key] = value
+    return settings
+
+
+def line_of(toml: str, text: str) -> int:
+    return toml.splitlines().index(text) + 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (with_setting("site", "colour", "blue"), 'digest.toml:{line}: site.colour: unknown key (check the spelling; see the README for the keys this table takes)'),
+        (with_setting("site", "timezone", "Mars/Olympus"), "digest.toml:{line}: site.timezone: unknown time zone 'Mars/Olympus': use an IANA name such as Europe/Berlin (got 'Mars/Olympus')"),
+        (with_setting("email", "subject", "{title} {mnth}"), "digest.toml:{line}: email.subject: unknown placeholder {{mnth}}; use count, key, month, month_name, title, year (got '{{title}} {{mnth}}')"),
+        (with_setting("site", "base_url", "ftp://links.example.com/"), "digest.toml:{line}: site.base_url: 'ftp://links.example.com/' is not a valid value here"),
+        (with_setting("sender", "address", "not-an-address"), "digest.toml:{line}: sender.address: 'not-an-address' is not a valid value here"),
+        (with_setting("feeds", "keep", 0), "digest.toml:{line}: feeds.keep: Input should be greater than or equal to 1 (got 0)"),
+        (with_setting("delivery", "adapter", "pigeon"), "digest.toml:{line}: delivery.adapter: Input should be 'outbox', 'console' or 'smtp' (got 'pigeon')"),
+        (with_setting("site", "sections", ["News", "news"]), "digest.toml:{line}: site.sections: sections must be unique (got ['News', 'news'])"),
+    ],
+)  # fmt: skip
+def test_a_bad_config_value_is_named_with_its_key_and_line(new_project, cli, settings, message):
+    project = new_project(settings=settings)
+    project.write("2025/02/fine.md", GOOD)
+    toml = project.toml.read_text()
+    key = message.split(": ")[1].split(".")[-1]
+    line = next(n for n, text in enumerate(toml.splitlines(), 1) if text.startswith(f"{key} = "))
+    for command in (["check"], ["build"]):
+        result = cli(project.root, *command)
+        assert result.code == 1
+        assert result.err == f"error: {message.format(line=line)}\n", result.err
+    assert project.written() == []
+
+
+def test_every_bad_key_is_reported_at_once(new_project, cli):
+    settings = with_setting("site", "timezone", "Nowhere/Land")
+    settings["sender"].pop("address")
+    settings["feeds"] = {"kept": 3}
+    project = new_project(settings=settings)
+    result = cli(project.root, "check")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        "error: digest.toml:7: site.timezone: unknown time zone 'Nowhere/Land': use an IANA name such as Europe/Berlin (got 'Nowhere/Land')",
+        "digest.toml: sender.address: required key is missing",
+        "digest.toml:18: feeds.kept: unknown key (check the spelling; see the README for the keys this table takes)",
+    ]  # fmt: skip
+
+
+def test_invalid_toml_names_the_line(new_project, cli):
+    project = new_project(toml=to_toml(site_settings()).replace('title = "Link Archive"', 'title = "Link Archive'))
+    result = cli(project.root, "check")
+    assert result.code == 1 and result.err.startswith("error: digest.toml:2: not valid TOML:")
+
+
+def test_config_comes_from_the_folder_or_the_flag(site, cli, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    assert digest(elsewhere, "--config", str(site / "digest.toml"), "check").returncode == 0
-    assert digest(elsewhere, "check", env={"DIGEST_CONFIG": str(site / "digest.toml")}).returncode == 0
-    missing = digest(elsewhere, "check")
-    assert missing.returncode == 1 and "digest.toml: config file not found" in missing.stderr
+    missing = cli(elsewhere, "check")
+    assert missing.code == 1
+    assert (
+        missing.err
+        == "error: digest.toml: config file not found (run digest in the folder with digest.toml, or pass --config PATH)\n"
+    )
+    assert cli(elsewhere, "--config", str(site.toml), "check").code == 0
 
 
-def test_add_writes_a_correctly_named_entry_that_checks(site):
-    result = digest(site, "add", "https://gwern.net/improvement", "--title", "My Ordinary Life: Improvements Since the 1990s", "--source", "Gwern",
-                    "--section", "articles and blogs", "--note", "A *musing*.", "--date", "2025-02-21", check=True)  # fmt: skip
-    path = site / "content" / "2025" / "02" / "my-ordinary-life-improvements-since-the-1990s.md"
-    assert result.stdout.strip() == "wrote content/2025/02/my-ordinary-life-improvements-since-the-1990s.md"
-    text = path.read_text()
-    assert "title: 'My Ordinary Life: Improvements Since the 1990s'\n" in text and "url: https://gwern.net/improvement\n" in text
-    assert text.endswith("---\n\nA *musing*.\n")
-    assert digest(site, "check").returncode == 0
+# -- add, send --------------------------------------------------------------------------------
 
 
-def test_add_refuses_bad_values_and_writes_nothing(site):
-    before = sorted((site / "content").rglob("*.md"))
-    bad_url = digest(site, "add", "javascript:alert(1)", "--title", "X")
-    assert bad_url.returncode == 1 and "url scheme 'javascript' is not allowed" in bad_url.stderr
-    bad_section = digest(site, "add", "https://e.com/", "--title", "X", "--section", "Gossip")
-    assert bad_section.returncode == 1 and "unknown section 'Gossip'" in bad_section.stderr
-    bad_date = digest(site, "add", "https://e.com/", "--title", "X", "--date", "someday")
-    assert bad_date.returncode == 1 and "--date 'someday' is not a date" in bad_date.stderr
-    assert sorted((site / "content").rglob("*.md")) == before
+def test_add_writes_an_entry_that_parses_back_to_the_same_values(site, cli):
+    result = cli(
+        site.root, "add", "https://gwern.net/improvement", "--title", "My Ordinary Life: Improvements Since the 1990s",
+        "--source", "Gwern", "--section", "articles and blogs", "--note", "A *musing* on [progress](https://example.com/p).",
+        "--quote", "Things got better: quietly.", "--tag", "history", "--tag", "tech", "--date", "2025-02-21",
+    )  # fmt: skip
+    assert (result.code, result.err) == (0, "")
+    assert result.out == "wrote content/2025/02/my-ordinary-life-improvements-since-the-1990s.md\n"
+    path = site.content / "2025" / "02" / "my-ordinary-life-improvements-since-the-1990s.md"
+    config = site.config()
+    entry, problems = parse_entry(path, path.read_bytes(), config.site.sections, config.site.tz)
+    assert problems == []
+    assert (entry.title, entry.url, entry.section, entry.source, entry.quote, entry.tags, entry.draft) == (
+        "My Ordinary Life: Improvements Since the 1990s", "https://gwern.net/improvement", "Articles and Blogs", "Gwern",
+        "Things got better: quietly.", ("history", "tech"), False,
+    )  # fmt: skip
+    assert entry.date == datetime(2025, 2, 21, tzinfo=BERLIN)
+    assert entry.body == "A *musing* on [progress](https://example.com/p)."
+    assert cli(site.root, "check").code == 0
 
 
-def test_send_dry_run_and_test_copies(site):
-    dry = digest(site, "send", "--dry-run", check=True)
-    assert "would go to 1 subscriber(s)" in dry.stdout
-    assert nothing_written(site)
-    copy = digest(site, "send", "--to", "me@example.com", check=True)
-    assert "sent: me@example.com" in copy.stdout
-    assert len(list((site / "outbox").rglob("*.eml"))) == 1
+def test_add_files_an_entry_under_its_local_month(site, cli):
+    # 23:30 UTC on Feb 28 is 00:30 on March 1 in Berlin: the file goes to 2025/03, the instant is kept
+    result = cli(site.root, "add", "https://example.com/late", "--title", "Late", "--date", "2025-02-28T23:30:00+00:00")
+    assert result.out == "wrote content/2025/03/late.md\n"
+    config = site.config()
+    path = site.content / "2025" / "03" / "late.md"
+    entry, _ = parse_entry(path, path.read_bytes(), config.site.sections, config.site.tz)
+    assert entry.date == datetime(2025, 3, 1, 0, 30, tzinfo=BERLIN)
+
+
+def test_add_without_a_url_warns_but_writes(site, cli):
+    result = cli(site.root, "add", "--title", "Phi-4 Technical Report", "--date", "2025-02-12")
+    assert result.code == 0 and result.out == "wrote content/2025/02/phi-4-technical-report.md\n"
+    assert result.err.startswith("warning: ") and result.err.endswith("content/2025/02/phi-4-technical-report.md: no url: the title renders without a link\n")  # fmt: skip
+
+
+def test_add_warnings_name_the_file_as_the_writer_sees_it(site, cli):
+    result = cli(site.root, "add", "--title", "Phi-4 Technical Report", "--date", "2025-02-12")
+    assert (
+        result.err == "warning: content/2025/02/phi-4-technical-report.md: no url: the title renders without a link\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["javascript:alert(1)", "--title", "X"], "error: url scheme 'javascript' is not allowed in 'javascript:alert(1)': use an http:// or https:// address\n"),
+        (["https://e.com/", "--title", "X", "--section", "Gossip"], f"error: unknown section 'Gossip' ({LISTED})\n"),
+        (["https://e.com/", "--title", "X", "--date", "someday"], "error: --date 'someday' is not a date: use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00\n"),
+        (["https://e.com/", "--title", "   ", "--date", "2025-02-12"], "error: missing or empty title (add a line such as 'title: \"What I read\"')\n"),
+    ],
+)  # fmt: skip
+def test_add_refuses_bad_values_and_writes_no_file(site, cli, args, message):
+    before = sorted(p for p in site.content.rglob("*") if p.is_file())
+    result = cli(site.root, "add", *args)
+    assert (result.code, result.err) == (1, message)
+    assert sorted(p for p in site.content.rglob("*") if p.is_file()) == before
+
+
+def test_a_refused_add_leaves_no_empty_folders(site, cli):
+    result = cli(site.root, "add", "https://e.com/", "--title", "X", "--section", "Gossip", "--date", "2025-03-02")
+    assert result.code == 1
+    assert not (site.content / "2025" / "03").exists()
+
+
+def test_add_needs_a_title(site, cli):
+    result = cli(site.root, "add", "https://e.com/")
+    assert result.code == 2 and "Missing option '--title'" in result.err
+
+
+def test_send_dry_run_writes_nothing(site, cli):
+    result = cli(site.root, "send", "--dry-run")
+    assert result.code == 0
+    assert result.out == "dry run: 2025-02 ('Link Archive: February 2025') would go to 1 subscriber(s); 0 already have it; nothing sent\n"  # fmt: skip
+    assert site.written() == []
+
+
+def test_send_to_one_address_writes_one_eml_and_logs_nothing(site, cli):
+    result = cli(site.root, "send", "--to", "x@example.com")
+    assert (result.code, result.out) == (0, "sent: x@example.com\n")
+    [eml] = site.emls()
+    assert eml.parent == site.root / "outbox" / "2025-02"
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["To"] == "x@example.com" and message["Subject"] == "Link Archive: February 2025"
+    assert not (site.root / "output").exists()  # a test copy renders, it doesn't build
+    again = cli(site.root, "send", "--dry-run")  # a test copy is not a delivery: the subscriber still gets it
+    assert "would go to 1 subscriber(s); 0 already have it" in again.out
+
+
+# -- the installed console script ---------------------------------------------------------------
+
+DIGEST = Path(sys.executable).parent / "digest"
+
+
+def console(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(DIGEST), *args], cwd=root, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(root)})  # fmt: skip
+
+
+def test_the_console_script_suggests_and_exits_2(site):
+    result = console(site.root, "buidl")
+    assert result.returncode == 2 and "No such command 'buidl'. Did you mean 'build'?" in result.stderr
+
+
+def test_the_console_script_reports_bad_content_without_a_traceback(site):
+    site.write("2025/02/a.md", BAD["unknown section"][0])
+    result = console(site.root, "publish")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: content/2025/02/a.md:4: unknown section 'Papres' (did you mean 'Papers and Reports'? {LISTED})\n"
+        "1 problem in content; nothing was written or sent\n"
+    )
+    assert site.written() == []

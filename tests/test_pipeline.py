@@ -1,22 +1,26 @@
-"""The whole pipeline on the shipped content, escaping, feeds, and the month boundary."""
+"""The whole pipeline on the shipped content (a temporary copy of the repository's digest.toml, content/
+and templates/, so its own output/ and outbox/ stay untouched): `digest publish` -> email HTML and text,
+the archive, RSS/Atom/JSON feeds and an .eml in the outbox; plus hostile input and the month boundary
+end to end."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-from datetime import date
+from datetime import datetime
 from email import message_from_bytes, policy
-from html.parser import HTMLParser
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import feedparser
 import pytest
-from delivery_support import REPO, digest
+from conftest import REPO
+from html_safety import executable  # noqa: F401  (test_hostile imports it from here)
+from test_render import HOSTILE
 
 from digest.checks import html_links
-from digest.collect import load_archive
-from digest.config import load_config
 from digest.render.email import UNSUBSCRIBE_TOKEN
 
 FEBRUARY_LINKS = [
@@ -29,209 +33,232 @@ FEBRUARY_LINKS = [
     "https://zhengdongwang.com/2024/12/29/2024-letter.html",
     "https://www.sesame.com/research/crossing_the_uncanny_valley_of_voice#demo",
 ]
+FEEDS = ("feed.xml", "atom.xml", "feed.json")
 
 
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory) -> Path:
-    """A copy of the repository's project (config, content, templates) with one subscriber, published."""
-    root = tmp_path_factory.mktemp("shipped")
+def copy_shipped(root: Path) -> Path:
+    root.mkdir(parents=True)
     for name in ("content", "templates"):
         shutil.copytree(REPO / name, root / name)
     shutil.copy(REPO / "digest.toml", root / "digest.toml")
-    digest(root, "subscribers", "add", "writer@example.com", check=True)
-    result = digest(root, "publish", check=True)
-    assert "built 2025-02: 8 entries" in result.stdout and "sent 1" in result.stdout
     return root
 
 
-def test_every_february_link_is_in_the_email_the_text_and_the_feeds(shipped):
-    html = (shipped / "output" / "email" / "2025-02.html").read_text()
-    text = (shipped / "output" / "email" / "2025-02.txt").read_text()
-    site = shipped / "output" / "site"
-    rss, atom = (site / "feed.xml").read_text(), (site / "atom.xml").read_text()
-    feed_json = json.loads((site / "feed.json").read_text())
-    february = next(i for i in feed_json["items"] if i["url"].endswith("/2025/02/"))
-    contents = [
-        next(e for e in feedparser.parse(xml, sanitize_html=False, resolve_relative_uris=False).entries if e.link.endswith("/2025/02/")).content[0].value
-        for xml in (rss, atom)
-    ]
+def repository_state() -> dict[str, tuple[int, int]]:
+    """The repository's own build and send folders, as (size, mtime) per file."""
+    return {
+        str(p.relative_to(REPO)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for name in ("output", "outbox", "var")
+        for p in sorted((REPO / name).rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def repo_before() -> dict[str, tuple[int, int]]:
+    return repository_state()
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory, cli, repo_before):
+    """The shipped project with one subscriber, after `digest publish`."""
+    root = copy_shipped(tmp_path_factory.mktemp("shipped") / "site")
+    assert cli(root, "subscribers", "add", "writer@example.com").code == 0
+    published = cli(root, "publish")
+    assert published.code == 0, published.output
+    assert published.out.splitlines()[0].startswith("built 2025-02: 8 entries, email ")
+    assert "2025-02: sent 1, retried 0, failed 0, skipped 0 already sent" in published.out
+    return root
+
+
+def feed_entry(xml: bytes):
+    parsed = feedparser.parse(xml, sanitize_html=False, resolve_relative_uris=False)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return next(e for e in parsed.entries if e.link == "https://links.example.com/2025/02/")
+
+
+def the_eml(root: Path):
+    [eml] = list((root / "outbox" / "2025-02").glob("*.eml"))
+    return eml, message_from_bytes(eml.read_bytes(), policy=policy.default)
+
+
+def test_publish_writes_the_email_the_archive_the_feeds_and_one_message(shipped):
+    written = {str(p.relative_to(shipped / "output")) for p in (shipped / "output").rglob("*") if p.is_file()}
+    assert written == {
+        "email/2025-02.html", "email/2025-02.txt",
+        "site/index.html", "site/style.css", "site/2024/12/index.html", "site/2025/02/index.html",
+        "site/feed.xml", "site/atom.xml", "site/feed.json",
+    }  # fmt: skip
+    assert len(list((shipped / "outbox").rglob("*.eml"))) == 1
+
+
+def test_every_february_link_is_in_every_channel(shipped):
+    out = shipped / "output"
+    html, text = (out / "email" / "2025-02.html").read_text(), (out / "email" / "2025-02.txt").read_text()
+    page = (out / "site" / "2025" / "02" / "index.html").read_text()
+    rss, atom = (feed_entry((out / "site" / name).read_bytes()).content[0].value for name in ("feed.xml", "atom.xml"))
+    json_item = next(
+        i for i in json.loads((out / "site" / "feed.json").read_text())["items"] if i["id"].endswith("2025-02")
+    )
+    _, message = the_eml(shipped)
+    plain, rich = (part.get_content() for part in message.iter_parts())
     for link in FEBRUARY_LINKS:
-        escaped = link.replace("&", "&amp;")
-        assert escaped in html and link in text, link
-        assert all(escaped in content for content in contents) and escaped in february["content_html"], link
+        assert link in html_links(html), link
+        assert f"\n  {link}\n" in text, link  # under its title in the text part
+        for name, channel in (("page", page), ("rss", rss), ("atom", atom), ("json", json_item["content_html"]), ("eml html", rich)):  # fmt: skip
+            assert link in html_links(channel), (name, link)
+        assert link in plain, link
 
 
-def test_the_eml_parses_into_text_then_html_with_the_headers(shipped):
-    [eml] = list((shipped / "outbox" / "2025-02").glob("*.eml"))
-    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+def test_entries_follow_the_section_order_then_date(shipped):
+    html = (shipped / "output" / "email" / "2025-02.html").read_text()
+    links = [h for h in html_links(html) if h in FEBRUARY_LINKS]
+    # all eight share one date: Articles and Blogs first (by file name), then YouTube and Podcasts
+    assert links == [FEBRUARY_LINKS[i] for i in (1, 2, 3, 5, 6, 7, 0, 4)]
+    assert html.index(">Articles and Blogs</h2>") < html.index(">YouTube and Podcasts</h2>")
+
+
+def test_the_eml_is_multipart_alternative_text_then_html(shipped):
+    eml, message = the_eml(shipped)
     assert message.get_content_type() == "multipart/alternative" and not message.defects
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
-    assert all(p.get_content_charset() == "utf-8" for p in parts)
-    for header in ("Subject", "From", "To", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
-        assert message[header], header
+    assert [p.get_content_charset() for p in parts] == ["utf-8", "utf-8"]
+    assert all(not p.defects for p in parts)
+    unsubscribe = re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"]).group(1)
+    for part, built in zip(parts, ("2025-02.txt", "2025-02.html"), strict=True):  # the built email, personalised
+        expected = (shipped / "output" / "email" / built).read_text().replace(UNSUBSCRIBE_TOKEN, unsubscribe)
+        assert part.get_content().replace("\r\n", "\n") == expected
+    assert UNSUBSCRIBE_TOKEN.encode() not in eml.read_bytes()
+
+
+def test_the_eml_has_the_list_headers(shipped):
+    _, message = the_eml(shipped)
     assert message["Subject"] == "Link Archive: February 2025"
+    assert message["From"] == "Link Archive <digest@links.example.com>"
     assert message["To"] == "writer@example.com"
-    unsubscribe = re.match(r"<(https://links\.example\.com/unsubscribe/[^>]+)>, <mailto:", message["List-Unsubscribe"]).group(1)
-    assert unsubscribe in parts[0].get_content() and unsubscribe in parts[1].get_content()
-    assert UNSUBSCRIBE_TOKEN not in eml.read_text()
+    assert parsedate_to_datetime(message["Date"]).utcoffset() is not None
+    assert re.fullmatch(r"<2025-02\.[0-9a-f]+@links\.example\.com>", message["Message-ID"])
+    https, mailto = re.fullmatch(r"<(https://[^>]+)>, <(mailto:[^>]+)>", message["List-Unsubscribe"]).groups()
+    assert https.startswith("https://links.example.com/unsubscribe/")
+    assert mailto == "mailto:digest@links.example.com?subject=unsubscribe"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "Link Archive <digest.links.example.com>"
+    assert all(https in part.get_content() for part in message.iter_parts())  # the same link in both bodies
 
 
-def test_the_email_keeps_what_mail_clients_need(shipped):
-    html = (shipped / "output" / "email" / "2025-02.html").read_text()
-    assert html.startswith("<!DOCTYPE html>")
-    assert '<html lang="en"' in html
-    assert "@media only screen and (min-width:480px)" in html and "!important" in html  # responsive rules survive inlining
-    assert "<!--[if mso" in html  # Outlook conditional comments survive
-    assert "prefers-color-scheme: dark" in html and '<meta name="color-scheme" content="light dark"' in html
-    assert 'role="presentation"' in html
-    assert re.search(r'<div style="display:none;[^"]*">8 links this month: How to Scale Your Model;', html)  # hidden preheader
-    assert 'href="https://links.example.com/2025/02/"' in html  # view in browser
-    assert len(html.encode()) < 100_000
-
-
-def test_the_text_part_is_written_for_reading(shipped):
-    text = (shipped / "output" / "email" / "2025-02.txt").read_text()
-    assert text.startswith("Link Archive: February 2025\n===")
-    assert "ARTICLES AND BLOGS\n------------------" in text
-    assert "* How to Scale Your Model\n  https://jax-ml.github.io/scaling-book/\n\n  - This is published" in text
-    assert "extensive blog called gwern.net [1]." in text and "[1] http://gwern.net/" in text  # links as footnotes
-    assert "<" not in text.replace("<http", "")  # no HTML tags
-    assert all(len(line) <= 78 for line in text.splitlines() if "http" not in line)
-
-
-def test_feeds_are_valid_absolute_and_stable(shipped):
+def test_the_feeds_parse_cleanly_with_self_links_and_zoned_dates(shipped):
     site = shipped / "output" / "site"
-    before = {name: (site / name).read_bytes() for name in ("feed.xml", "atom.xml", "feed.json")}
     for name in ("feed.xml", "atom.xml"):
         parsed = feedparser.parse((site / name).read_bytes(), sanitize_html=False, resolve_relative_uris=False)
-        assert not parsed.bozo, parsed.bozo_exception
-        assert [e.link for e in parsed.entries] == ["https://links.example.com/2025/02/", "https://links.example.com/2024/12/"]
-        assert {link.rel for link in parsed.feed.links} >= {"self", "alternate"}
-        assert all(e.published_parsed and e.id.startswith("tag:links.example.com,") for e in parsed.entries)
-        content = parsed.entries[0].content[0].value
-        assert "<table" not in content and "style=" not in content and UNSUBSCRIBE_TOKEN not in content
-    ids = [e.id for e in feedparser.parse((site / "atom.xml").read_bytes()).entries]
-    digest(shipped, "build", check=True)  # rebuilding changes nothing: the same ids, the same bytes
-    assert [e.id for e in feedparser.parse((site / "atom.xml").read_bytes()).entries] == ids
-    assert {name: (site / name).read_bytes() for name in before} == before
-    feed = json.loads((site / "feed.json").read_text())
-    assert feed["version"] == "https://jsonfeed.org/version/1.1" and feed["feed_url"] == "https://links.example.com/feed.json"
-    assert feed["items"][0]["date_published"].endswith("-05:00")
+        assert not parsed.bozo, (name, parsed.get("bozo_exception"))
+        assert ("self", f"https://links.example.com/{name}") in {(link.rel, link.href) for link in parsed.feed.links}
+        assert [e.link for e in parsed.entries] == ["https://links.example.com/2025/02/", "https://links.example.com/2024/12/"]  # fmt: skip
+    rss = ElementTree.fromstring((site / "feed.xml").read_bytes())
+    assert [item.findtext("pubDate") for item in rss.iter("item")] == ["Fri, 28 Feb 2025 22:59:59 -0500", "Tue, 31 Dec 2024 00:00:00 -0500"]  # fmt: skip
+    atom = (site / "atom.xml").read_text()
+    assert "<published>2025-02-28T22:59:59-05:00</published>" in atom and "<updated>2025-02-28T22:59:59-05:00</updated>" in atom  # fmt: skip
+    items = json.loads((site / "feed.json").read_text())["items"]
+    assert [datetime.fromisoformat(i["date_published"]).utcoffset().total_seconds() for i in items] == [-18000, -18000]
 
 
-def test_archive_pages(shipped):
+def test_feed_content_has_no_mail_token_and_no_email_layout(shipped):
+    site = shipped / "output" / "site"
+    assert all(UNSUBSCRIBE_TOKEN.encode() not in (site / name).read_bytes() for name in FEEDS)
+    contents = [feed_entry((site / name).read_bytes()).content[0].value for name in ("feed.xml", "atom.xml")]
+    contents += [i["content_html"] for i in json.loads((site / "feed.json").read_text())["items"]]
+    for content in contents:
+        assert "<table" not in content and 'role="presentation"' not in content and "style=" not in content
+        assert "mj-" not in content and "<!--[if" not in content
+
+
+def test_feed_ids_and_bytes_are_identical_across_two_builds(shipped, cli, tmp_path):
+    site = shipped / "output" / "site"
+    first = {name: (site / name).read_bytes() for name in FEEDS}
+    other = copy_shipped(tmp_path / "second")  # another build, at another time, in another folder
+    assert cli(other, "build").code == 0
+    second = {name: (other / "output" / "site" / name).read_bytes() for name in FEEDS}
+    ids = {name: [e.id for e in feedparser.parse(data).entries] for name, data in first.items() if name != "feed.json"}
+    assert ids["atom.xml"] == ["tag:links.example.com,2025-02-01:issue-2025-02", "tag:links.example.com,2024-12-01:issue-2024-12"]  # fmt: skip
+    assert ids["feed.xml"] == ids["atom.xml"]
+    assert [i["id"] for i in json.loads(first["feed.json"])["items"]] == ids["atom.xml"]
+    assert second == first
+    assert cli(shipped, "build").code == 0  # and a rebuild in place changes nothing
+    assert {name: (site / name).read_bytes() for name in FEEDS} == first
+
+
+def test_check_month_passes_on_the_shipped_content(shipped, cli):
+    result = cli(shipped, "check", "--month", "2025-02")
+    assert result.code == 0, result.out
+    assert result.out.endswith("ok: content and the 2025-02 email is valid (76 warnings)\n")
+    assert not [line for line in result.out.splitlines() if line.startswith("error:")]
+
+
+def test_the_archive_pages(shipped):
     site = shipped / "output" / "site"
     index = (site / "index.html").read_text()
-    assert '<link rel="alternate" type="application/rss+xml"' in index and 'type="application/atom+xml"' in index
     assert index.index("February 2025") < index.index("December 2024")  # newest first
-    assert 'id="subscribe"' in index
-    page = (site / "2025" / "02" / "index.html").read_text()
-    for link in FEBRUARY_LINKS:
-        assert link.replace("&", "&amp;") in page
+    assert 'href="https://links.example.com/feed.xml"' in index and 'href="https://links.example.com/atom.xml"' in index
+    december = (site / "2024" / "12" / "index.html").read_text()
+    assert december.count('<article class="entry">') == 76
 
 
-def test_check_month_passes_on_the_shipped_content(shipped):
-    result = digest(shipped, "check", "--month", "2025-02")
-    assert result.returncode == 0, result.stdout
-    assert result.stdout.strip().endswith("ok: content and the 2025-02 email is valid (76 warnings)")
+def test_december_is_over_the_clipping_size_and_check_says_so(shipped, cli):
+    build = cli(shipped, "build", "--month", "2024-12")
+    assert build.code == 0 and "Gmail clips messages over about 102 KB" in build.err
+    check = cli(shipped, "check", "--month", "2024-12")
+    assert check.code == 1
+    assert re.search(r"^error: 2024-12 email: HTML is [\d,]+ bytes, over the 100,000-byte limit", check.out, re.M)
 
 
-def test_december_is_over_the_clipping_size_and_check_says_so(shipped):
-    build = digest(shipped, "build", "--month", "2024-12", check=True)
-    assert "Gmail clips messages over about 102 KB" in build.stderr
-    check = digest(shipped, "check", "--month", "2024-12")
-    assert check.returncode == 1 and "2024-12 email: HTML is" in check.stdout and "over the 100,000-byte limit" in check.stdout
+def test_send_dry_run_writes_nothing_and_send_to_writes_one_eml(cli, tmp_path):
+    root = copy_shipped(tmp_path / "site")
+    assert cli(root, "subscribers", "add", "reader@example.com").code == 0
+    dry = cli(root, "send", "--dry-run")
+    assert dry.code == 0 and "would go to 1 subscriber(s); 0 already have it; nothing sent" in dry.out
+    assert not (root / "outbox").exists() and not (root / "output").exists()
+    copy = cli(root, "send", "--to", "x@example.com")
+    assert (copy.code, copy.out) == (0, "sent: x@example.com\n")
+    [eml] = list((root / "outbox").rglob("*.eml"))
+    assert message_from_bytes(eml.read_bytes(), policy=policy.default)["To"] == "x@example.com"
 
 
-class _Scripts(HTMLParser):
-    """Collects what could run in a browser: script tags, on* attributes, script URLs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("script", "iframe", "object", "embed", "svg"):
-            self.found.append(tag)
-        for name, value in attrs:
-            if name.startswith("on"):
-                self.found.append(f"{tag} {name}")
-            if name in ("href", "src") and value and value.strip().lower().startswith(("javascript:", "data:", "vbscript:")):
-                self.found.append(f"{tag} {name}={value}")
+# -- hostile input and the month boundary, end to end ------------------------------------------
 
 
-def executable(html: str) -> list[str]:
-    parser = _Scripts()
-    parser.feed(html)
-    return parser.found
-
-
-def test_hostile_titles_sources_and_commentary_are_escaped(tmp_path):
-    from delivery_support import write_project
-
-    root = write_project(tmp_path / "hostile")
-    (root / "content" / "2025" / "02" / "evil.md").write_text(
-        '---\ntitle: "<script>alert(1)</script> & <img src=x onerror=alert(2)>"\nurl: https://example.com/evil?a=1&b=<2>\n'
-        'date: 2025-02-15\nsource: "\\"><svg onload=alert(3)>"\nquote: "<iframe src=javascript:alert(4)>"\n---\n\n'
-        "Raw <b onclick=alert(5)>html</b> and <script>alert(6)</script>.\n\n"
-        "[click](javascript:alert(7)) [data](data:text/html;base64,PHNjcmlwdD4=) <a href=\"javascript:alert(8)\">a</a>\n"
-    )
-    digest(root, "build", check=True)
-    site = root / "output" / "site"
-    outputs = {
-        "email": (root / "output" / "email" / "2025-02.html").read_text(),
-        "page": (site / "2025" / "02" / "index.html").read_text(),
-        "index": (site / "index.html").read_text(),
-    }
-    for name, html in outputs.items():
-        assert executable(html) == [], name
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html or name == "index" and "alert(1)" not in html.replace("&lt;script&gt;alert(1)", "")
+def test_hostile_input_is_escaped_in_every_written_file(project, cli):
+    project.entry("evil", date="2025-02-15", **HOSTILE)
+    assert cli(project.root, "build").code == 0
+    out = project.root / "output"
+    html_files = ["email/2025-02.html", "site/2025/02/index.html", "site/index.html"]
+    for name in html_files:
+        text = (out / name).read_text()
+        assert executable(text) == [], name
+        assert "<script" not in text and "<img" not in text and "<iframe" not in text and "<svg" not in text, name
     for name in ("feed.xml", "atom.xml"):
-        parsed = feedparser.parse((site / name).read_bytes(), sanitize_html=False, resolve_relative_uris=False)
-        february = next(e for e in parsed.entries if e.link.endswith("/2025/02/"))
-        assert executable(february.content[0].value) == [], name
-    feed = json.loads((site / "feed.json").read_text())
-    assert executable(next(i for i in feed["items"] if i["url"].endswith("/2025/02/"))["content_html"]) == []
-    text = (root / "output" / "email" / "2025-02.txt").read_text()
-    assert "<script>alert(1)</script>" in text  # the text part shows the title as written: it is plain text
-    assert "javascript:" not in " ".join(html_links(outputs["email"]))
+        entry = feed_entry((out / "site" / name).read_bytes())
+        assert executable(entry.content[0].value) == [] and executable(entry.get("summary", "")) == [], name
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in entry.content[0].value
+    item = json.loads((out / "site" / "feed.json").read_text())["items"][0]
+    assert executable(item["content_html"]) == []
+    assert "javascript:" not in " ".join(h for name in html_files for h in html_links((out / name).read_text()))
 
 
-def test_the_month_boundary_follows_the_site_time_zone(tmp_path):
-    from delivery_support import write_project
-
-    root = write_project(tmp_path / "berlin")
-    shutil.rmtree(root / "content" / "2025" / "02")
-    toml = root / "digest.toml"
-    toml.write_text(toml.read_text().replace("America/New_York", "Europe/Berlin"))
-    folder = root / "content" / "2025" / "03"
-    folder.mkdir()
-    entries = {
-        "a-00-30-local.md": "2025-03-01T00:30:00",  # Berlin time: March
-        "b-late-utc.md": "2025-02-28T23:30:00+00:00",  # 00:30 on the 1st in Berlin: March
-        "c-date-only.md": "2025-03-01",  # midnight in Berlin: March
-        "d-feb-end.md": "2025-02-28T23:59:00+01:00",  # February
-    }
-    for name, when in entries.items():
-        (folder / name).write_text(f"---\ntitle: {name}\nurl: https://example.com/{name}\ndate: {when}\nsection: News\n---\n")
-    archive = load_archive(load_config(toml))
-    march = [e.path.name for e in archive.issue(date(2025, 3, 1)).entries]
-    february = [e.path.name for e in archive.issue(date(2025, 2, 1)).entries]
-    assert march == ["c-date-only.md", "a-00-30-local.md", "b-late-utc.md"]  # by date within the section
-    assert february == ["d-feb-end.md"]
+def test_the_month_boundary_in_berlin_end_to_end(project, cli):
+    project.entry("march-local", date="2025-03-01T00:30:00", folder="2025/02", title="Half past midnight, local")
+    project.entry(
+        "february-offset", date="2025-02-28T23:30:00+01:00", folder="2025/02", title="Half past eleven, Berlin"
+    )
+    project.entry("march-date", date="2025-03-01", folder="2025/02", title="Date only")
+    assert cli(project.root, "build", "--month", "2025-03").code == 0
+    march = (project.root / "output" / "email" / "2025-03.txt").read_text()
+    assert "* Date only\n" in march and "* Half past midnight, local\n" in march
+    assert "Half past eleven" not in march and "2 links from A Writer." in march
+    assert cli(project.root, "build", "--month", "2025-02").code == 0
+    february = (project.root / "output" / "email" / "2025-02.txt").read_text()
+    assert "* Half past eleven, Berlin\n" in february and "1 link from A Writer." in february
 
 
-def test_issue_order_is_section_order_then_date(shipped):
-    archive = load_archive(load_config(shipped / "digest.toml"))
-    issue = archive.issue(date(2025, 2, 1))
-    assert [s.name for s in issue.sections] == ["Articles and Blogs", "YouTube and Podcasts"]
-    assert issue.key == "2025-02" and issue.permalink == "https://links.example.com/2025/02/"
-    assert issue.subject == "Link Archive: February 2025"
-    drafts = shipped / "content" / "2025" / "02" / "zz-draft.md"
-    drafts.write_text("---\ntitle: Not yet\nurl: https://example.com/draft\ndate: 2025-02-02\ndraft: true\n---\n")
-    try:
-        titles = [e.title for e in load_archive(load_config(shipped / "digest.toml")).issue(date(2025, 2, 1)).entries]
-        assert "Not yet" not in titles
-    finally:
-        drafts.unlink()
+def test_the_repository_own_output_and_outbox_are_untouched(repo_before):
+    """Last in this module: nothing above wrote into the repository's folders."""
+    assert repository_state() == repo_before

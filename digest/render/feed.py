@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def _xml_feed(issues: Sequence[Issue], articles: dict[str, str], config: Config,
         entry.link(href=issue.permalink)
         entry.published(issue.published)
         entry.updated(issue.published)
-        entry.description(issue.preheader)
+        entry.description(html.escape(issue.preheader))  # RSS readers read <description> as HTML; the preheader is text
         entry.content(articles[issue.key], type="html")
     return fg.atom_str(pretty=True) if atom else fg.rss_str(pretty=True)
 

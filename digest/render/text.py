@@ -6,7 +6,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.content import commentary_tree, too_deep
+from digest.content import commentary_tree, link_allowed, shown_flat
 
 WIDTH = 72
 INLINE_MARKS = {"em": "_", "strong": "*", "s": "~~"}
@@ -35,13 +35,12 @@ def commentary_text(body: str, notes: Footnotes, indent: str = "") -> str:
     """Paragraphs wrapped at 72 columns, lists and quotes kept, each link followed by [n]."""
     if not body:
         return ""
-    tree = commentary_tree(body)
-    if too_deep(tree):  # the HTML shows such commentary as plain paragraphs; so does the text
+    if shown_flat(body):  # the HTML shows such commentary as plain paragraphs; so does the text
         paragraphs = [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
         text = "\n\n".join(textwrap.fill(p, WIDTH) for p in paragraphs)
     else:
         writer = _Writer(notes)
-        writer.blocks(tree.children)
+        writer.blocks(commentary_tree(body).children)
         text = writer.text()
     return textwrap.indent(text, indent) if indent else text
 
@@ -83,7 +82,11 @@ class _Writer:
             elif node.name == "hr":
                 self.out.append((False, "* * *"))
             elif node.name == "table":
-                rows = [" | ".join(_inline(cell.children, self.notes) for cell in row.children) for part in node.children for row in part.children]
+                rows = [
+                    " | ".join(_inline(cell.children, self.notes) for cell in row.children)
+                    for part in node.children
+                    for row in part.children
+                ]
                 self.out.append((False, "\n".join(rows)))
         self._flush(inline)
 
@@ -123,7 +126,18 @@ class _Writer:
         return "\n".join(parts)
 
 
-_BLOCKS = {"paragraph", "heading", "lheading", "bullet_list", "ordered_list", "blockquote", "code_block", "fence", "hr", "table"}
+_BLOCKS = {
+    "paragraph",
+    "heading",
+    "lheading",
+    "bullet_list",
+    "ordered_list",
+    "blockquote",
+    "code_block",
+    "fence",
+    "hr",
+    "table",
+}
 
 
 def _inline(nodes: list[Any], notes: Footnotes) -> str:
@@ -137,7 +151,7 @@ def _inline(nodes: list[Any], notes: Footnotes) -> str:
             if name in ("link", "linkify", "autolink"):
                 url = str(meta.get("url", ""))
                 start = meta.get("_start", 0)
-                if url and "".join(out[start:]) != url:
+                if url and "".join(out[start:]) != url and link_allowed(url):
                     out.append(f" [{notes.number(url)}]")
             elif name in INLINE_MARKS:
                 out.append(INLINE_MARKS[name])
@@ -150,12 +164,12 @@ def _inline(nodes: list[Any], notes: Footnotes) -> str:
             out.append(" ")
         elif name == "hardbreak":
             out.append("\n")
-        elif name == "image":
-            out.append(str(meta.get("alt", "")) or "image")
+        elif name == "image" and not node.children:
+            out.append("image")
         else:
             if name in INLINE_MARKS:
                 out.append(INLINE_MARKS[name])
-            if name in ("link", "linkify", "autolink"):
+            if name in ("link", "linkify", "autolink"):  # (an image's children are its alt text)
                 meta = dict(meta)
                 meta["_start"] = len(out)
                 node = _Marked(node, meta)
