@@ -7,7 +7,8 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 
 from digest.config import Config
@@ -33,6 +34,7 @@ class TokenSubject:
 
     address: str
     subscriber_id: int | None = None
+    issued_at: datetime | None = field(default=None, compare=False)  # timed tokens only (UTC, whole seconds)
 
 
 def secret_key(config: Config) -> str:
@@ -58,7 +60,8 @@ def _signer(secret: str, purpose: str, timed: bool):
 
 def make_token(secret: str, purpose: str, subject: TokenSubject) -> str:
     """`<payload>.<signature>` (plus a timestamp for confirmations); the payload names the subscriber."""
-    payload = base64.urlsafe_b64encode(f"{subject.subscriber_id or ''}:{subject.address.lower()}".encode()).rstrip(b"=")
+    subscriber = "" if subject.subscriber_id is None else subject.subscriber_id  # (0 is an id too)
+    payload = base64.urlsafe_b64encode(f"{subscriber}:{subject.address.lower()}".encode()).rstrip(b"=")
     return _signer(secret, purpose, purpose in TIMED).sign(payload).decode("ascii")
 
 
@@ -70,7 +73,13 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
         raise TokenError("this link is not valid: it is too long or has stray characters")
     signer = _signer(secret, purpose, purpose in TIMED)
     try:
-        payload = signer.unsign(token, max_age=max_age) if purpose in TIMED else signer.unsign(token)
+        if purpose in TIMED:
+            payload, issued_at = signer.unsign(token, max_age=max_age, return_timestamp=True)
+        else:
+            payload, issued_at = signer.unsign(token), None
+        head, _, signature = token.rpartition(".")
+        if not hmac.compare_digest(signer.get_signature(head), signature.encode()):
+            raise BadSignature("the signature's last character carries bits base64 ignores: one token, one spelling")
         subscriber, _, address = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)).decode().partition(":")
     except SignatureExpired:
         raise TokenError("this link has expired", expired=True) from None
@@ -78,7 +87,7 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
         raise TokenError("this link is not valid: it may have been cut short or altered") from None
     if "@" not in address or not (subscriber == "" or subscriber.isdigit()):
         raise TokenError("this link is not valid")
-    return TokenSubject(address, int(subscriber) if subscriber else None)
+    return TokenSubject(address, int(subscriber) if subscriber else None, issued_at)
 
 
 def unsubscribe_url(config: Config, secret: str, subject: TokenSubject) -> str:
@@ -99,4 +108,13 @@ def sender_domain(config: Config) -> str:
     return config.sender.address.rsplit("@", 1)[1].lower()
 
 
-__all__ = ["TokenError", "TokenSubject", "secret_key", "make_token", "read_token", "unsubscribe_url", "confirm_url", "message_id"]
+__all__ = [
+    "TokenError",
+    "TokenSubject",
+    "secret_key",
+    "make_token",
+    "read_token",
+    "unsubscribe_url",
+    "confirm_url",
+    "message_id",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from delivery_support import database_url, digest, make_project, postgres  # noqa: F401
+from delivery_support import digest
 from sqlalchemy import inspect
 
 from digest.config import load_config
@@ -41,6 +41,15 @@ def test_add_validates_and_normalises(project):
     assert bad.returncode == 1
     assert "'not-an-address' is not a valid email address" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_an_international_domain_is_stored_in_the_ascii_form_smtp_servers_accept(project):
+    store = store_of(project)
+    added, created = subs.add(store, "Leser@Bücher.Example")
+    assert created and added.email == "leser@xn--bcher-kva.example"
+    assert subs.get(store, "leser@bücher.example").id == added.id  # either spelling finds the one row
+    refused = digest(project, "subscribers", "add", "lëser@example.com")  # a non-ASCII mailbox needs SMTPUTF8
+    assert refused.returncode == 1 and "is not a valid email address" in refused.stderr
 
 
 def test_remove_keeps_the_row_and_no_import_brings_them_back(project, tmp_path):

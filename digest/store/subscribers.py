@@ -46,7 +46,9 @@ def normalise(address: str) -> str:
         result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(f"{address.strip()!r} is not a valid email address: {exc}") from None
-    return result.normalized.lower()  # one row per mailbox, whatever the capitals
+    # one row per mailbox, whatever the capitals; an IDN domain in its ASCII (punycode) form, which
+    # every SMTP server accepts without SMTPUTF8
+    return (result.ascii_email or result.normalized).lower()
 
 
 def _row(row: object) -> Subscriber:
@@ -66,7 +68,9 @@ def get_by_id(store: Store, subscriber_id: int) -> Subscriber | None:
     return _row(row) if row else None
 
 
-def add(store: Store, address: str, name: str | None = None, status: SubscriberStatus = SubscriberStatus.ACTIVE) -> tuple[Subscriber, bool]:
+def add(
+    store: Store, address: str, name: str | None = None, status: SubscriberStatus = SubscriberStatus.ACTIVE
+) -> tuple[Subscriber, bool]:
     """(subscriber, created). An existing row is returned unchanged: nobody is re-activated here."""
     email = normalise(address)
     now = utcnow()
@@ -74,14 +78,23 @@ def add(store: Store, address: str, name: str | None = None, status: SubscriberS
         row = conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
         if row:
             return _row(row), False
-        values = {"email": email, "name": _clean_name(name), "status": status, "hard_bounces": 0, "created_at": now, "updated_at": now}
+        values = {
+            "email": email,
+            "name": _clean_name(name),
+            "status": status,
+            "hard_bounces": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         if status == SubscriberStatus.ACTIVE:
             values["confirmed_at"] = now
         new_id = conn.execute(insert(subscribers).values(**values).returning(subscribers.c.id)).scalar_one()
     return Subscriber(id=new_id, **{k: v for k, v in values.items() if k in Subscriber.__dataclass_fields__}), True
 
 
-def set_status(store: Store, subscriber_id: int, status: SubscriberStatus, *, only_from: Iterable[SubscriberStatus] | None = None) -> bool:
+def set_status(
+    store: Store, subscriber_id: int, status: SubscriberStatus, *, only_from: Iterable[SubscriberStatus] | None = None
+) -> bool:
     """Change a subscriber's status (optionally only from given states); True if a row changed."""
     now = utcnow()
     values: dict[str, object] = {"status": status, "updated_at": now}
@@ -143,7 +156,9 @@ def import_csv(store: Store, data: str, status: SubscriberStatus = SubscriberSta
     reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
     columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
     if "email" not in columns:
-        raise CsvError(f"line 1: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+        raise CsvError(
+            f"line 1: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})"
+        )
     rows: dict[str, str | None] = {}
     rejected: list[tuple[int, str]] = []
     for record in reader:
@@ -191,7 +206,16 @@ def export_csv(store: Store, status: SubscriberStatus | None = None) -> Iterator
     for sub in iterate(store, status):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([sub.email, sub.name or "", sub.status, _iso(sub.created_at), _iso(sub.confirmed_at), _iso(sub.unsubscribed_at)])
+        writer.writerow(
+            [
+                sub.email,
+                sub.name or "",
+                sub.status,
+                _iso(sub.created_at),
+                _iso(sub.confirmed_at),
+                _iso(sub.unsubscribed_at),
+            ]
+        )
         yield buffer.getvalue()
 
 
@@ -204,9 +228,6 @@ def _clean_name(name: str | None) -> str | None:
         return None
     cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())[:200]
     return cleaned or None
-
-
-
 
 
 def request_subscription(store: Store, address: str) -> tuple[Subscriber, bool]:
@@ -226,18 +247,28 @@ def request_subscription(store: Store, address: str) -> tuple[Subscriber, bool]:
     return sub, sub.status != SubscriberStatus.ACTIVE
 
 
-def confirm(store: Store, subscriber_id: int, address: str) -> Subscriber | None:
-    """Activate the subscriber a confirmation token names; None if the token doesn't match a row."""
+def confirm(store: Store, subscriber_id: int, address: str, issued_at: datetime | None = None) -> Subscriber | None:
+    """Activate the subscriber a confirmation token names; None if the token doesn't match a row,
+    or was issued before they unsubscribed (an old link must not undo leaving)."""
     sub = get_by_id(store, subscriber_id)
     if sub is None or sub.email != address.lower():
         return None
+    left = sub.unsubscribed_at if sub.status == SubscriberStatus.UNSUBSCRIBED else None
+    if left is not None and issued_at is not None and issued_at < left.replace(microsecond=0):
+        return None  # (token timestamps are whole seconds: a link sent in the same second still works)
     if sub.status != SubscriberStatus.ACTIVE:
         now = utcnow()
         with store.write() as conn:
             conn.execute(
                 update(subscribers)
                 .where(subscribers.c.id == sub.id, subscribers.c.status != SubscriberStatus.ACTIVE)
-                .values(status=SubscriberStatus.ACTIVE, confirmed_at=now, updated_at=now, hard_bounces=0, unsubscribed_at=None)
+                .values(
+                    status=SubscriberStatus.ACTIVE,
+                    confirmed_at=now,
+                    updated_at=now,
+                    hard_bounces=0,
+                    unsubscribed_at=None,
+                )
             )
     return get_by_id(store, sub.id)
 

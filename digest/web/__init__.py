@@ -20,7 +20,7 @@ from digest import tokens
 from digest.config import Config
 from digest.render import render_template
 from digest.web import admin, pages
-from digest.web.security import BodyLimit, RateLimiter, SecurityHeaders
+from digest.web.security import HEADERS, BodyLimit, RateLimiter, SecurityHeaders
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_ENV = "DIGEST_ADMIN_TOKEN"
@@ -46,7 +46,9 @@ class State:
 def page(request: Request, status: int, heading: str, *paragraphs: str, **extra: object) -> HTMLResponse:
     """A small HTML page from templates/site/page.html (errors included: never a stack trace)."""
     config: Config = request.app.state.digest.config
-    body = render_template(config.paths.templates, "site/page.html", site=config.site, heading=heading, paragraphs=paragraphs, **extra)
+    body = render_template(
+        config.paths.templates, "site/page.html", site=config.site, heading=heading, paragraphs=paragraphs, **extra
+    )
     return HTMLResponse(body, status_code=status)
 
 
@@ -57,12 +59,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
         return JSONResponse({"error": getattr(exc, "detail", "error")}, status_code=status)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Too large"}
-    return page(request, status, titles.get(status, "Something went wrong"), "There is nothing here." if status == 404 else "That request could not be handled.")
+    return page(
+        request,
+        status,
+        titles.get(status, "Something went wrong"),
+        "There is nothing here." if status == 404 else "That request could not be handled.",
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return HTMLResponse("<!DOCTYPE html><title>Error</title><p>Something went wrong on our side. Please try again later.</p>", status_code=500)
+    return HTMLResponse(
+        "<!DOCTYPE html><title>Error</title><p>Something went wrong on our side. Please try again later.</p>",
+        status_code=500,
+        # Starlette's error middleware sits outside SecurityHeaders, so this response adds them itself
+        headers={name.decode(): value.decode() for name, value in HEADERS},
+    )
+
+
+class SiteFiles(StaticFiles):
+    """The built site. Before the first `digest build` there is no folder: every path is a 404, not a 500."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and not Path(self.directory).is_dir():
+            return  # lookups find nothing until the build creates it
+        await super().check_config()
 
 
 def create_app(config: Config, scheduler: object | None = None) -> Starlette:
@@ -93,9 +114,10 @@ def create_app(config: Config, scheduler: object | None = None) -> Starlette:
         Route("/atom.xml", pages.feed("atom.xml", "application/atom+xml; charset=utf-8"), methods=["GET", "HEAD"]),
         Route("/feed.json", pages.feed("feed.json", "application/feed+json; charset=utf-8"), methods=["GET", "HEAD"]),
         Route("/admin/send", admin.send, methods=["POST"]),
+        Route("/admin/send", admin.post_only, methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"]),
         Route("/admin/runs", admin.runs, methods=["GET"]),
         Route("/admin/runs/{run_id}", admin.run, methods=["GET"]),
-        Mount("/", StaticFiles(directory=Path(state.site_dir), html=True, check_dir=False)),
+        Mount("/", SiteFiles(directory=Path(state.site_dir), html=True, check_dir=False)),
     ]
     app = Starlette(
         routes=routes,

@@ -22,18 +22,45 @@ def _authorised(request: Request) -> Response | None:
         return JSONResponse({"error": "not found"}, status_code=404)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        return JSONResponse({"error": "a valid 'Authorization: Bearer <token>' header is required"}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="digest"'})
+        return JSONResponse(
+            {"error": "a valid 'Authorization: Bearer <token>' header is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="digest"'},
+        )
     return None
 
 
+async def post_only(request: Request) -> Response:
+    """GET /admin/send and the like: the route exists, the method doesn't (405, not the site's 404)."""
+    denied = _authorised(request)
+    if denied is not None:
+        return denied
+    return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
+
+
+MONTH_HINT = 'give the month as ?month=YYYY-MM, a JSON body {"month": "YYYY-MM"} or a form field month'
+
+
 async def _month(request: Request) -> date | None:
-    """The month from ?month=, a JSON body or a form; None means the latest. ValueError if malformed."""
+    """The month from ?month=, a JSON body or a form; None means the latest. ValueError if malformed.
+
+    A body that carries anything but the month is refused: a send to every subscriber never
+    falls back to the latest month because the month was spelled in a way not read here.
+    """
     value = request.query_params.get("month")
-    if value is None and request.headers.get("content-type", "").startswith("application/json"):
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if value is None and content_type == "application/json":
         body = await request.json()
-        value = body.get("month") if isinstance(body, dict) else None
-    elif value is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        value = (await request.form()).get("month")
+        if not isinstance(body, dict) or set(body) - {"month"}:
+            raise ValueError(f"unexpected JSON body: {MONTH_HINT}")
+        value = body.get("month")
+    elif value is None and content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        if set(form.keys()) - {"month"}:
+            raise ValueError(f"unexpected form fields: {MONTH_HINT}")
+        value = form.get("month")
+    elif value is None and await request.body():
+        raise ValueError(f"unexpected {content_type or 'untyped'} body: {MONTH_HINT}")
     if value in (None, ""):
         return None
     match = re.fullmatch(r"(\d{4})-(\d{2})", str(value))
@@ -56,12 +83,17 @@ async def send(request: Request) -> Response:
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     except ContentError as exc:
-        return JSONResponse({"error": "content is invalid; nothing was sent", "problems": [str(p) for p in exc.problems]}, status_code=409)
+        return JSONResponse(
+            {"error": "content is invalid; nothing was sent", "problems": [str(p) for p in exc.problems]},
+            status_code=409,
+        )
     except NothingToDo as exc:
         return JSONResponse({"error": str(exc)}, status_code=409)
     except DigestError as exc:
         return JSONResponse({"error": str(exc)}, status_code=500)
-    return JSONResponse({"run_id": run.id, "month": run.month, "status": run.status, "url": f"/admin/runs/{run.id}"}, status_code=202)
+    return JSONResponse(
+        {"run_id": run.id, "month": run.month, "status": run.status, "url": f"/admin/runs/{run.id}"}, status_code=202
+    )
 
 
 async def run(request: Request) -> Response:
@@ -71,7 +103,11 @@ async def run(request: Request) -> Response:
     if denied:
         return denied
     run_id = request.path_params["run_id"]
-    found = await run_in_threadpool(runs.get, request.app.state.digest.store, run_id[:32]) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
+    found = (
+        await run_in_threadpool(runs.get, request.app.state.digest.store, run_id[:32])
+        if re.fullmatch(r"[0-9a-f]{32}", run_id)
+        else None
+    )
     if found is None:
         return JSONResponse({"error": "no such run"}, status_code=404)
     return JSONResponse(found.as_json())

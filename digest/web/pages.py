@@ -14,10 +14,13 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from digest import tokens
 from digest.render.site import render_index
-from digest.web.security import CSRF_COOKIE, csrf_ok, csrf_token, new_csrf_cookie
+from digest.web.security import CSRF_COOKIE, BodyTooLarge, csrf_ok, csrf_token, new_csrf_cookie
 
 log = logging.getLogger(__name__)
-CHECK_INBOX = "Check your inbox: if the address can receive mail, a message with a confirmation link is on its way. Nothing is sent until you confirm."
+CHECK_INBOX = (
+    "Check your inbox: if the address can receive mail, a message with a confirmation link is on its way. "
+    "Nothing is sent until you confirm."
+)
 
 
 def _state(request: Request):
@@ -33,12 +36,24 @@ def _page(request: Request, status: int, heading: str, *paragraphs: str, **extra
 def _form(request: Request, email: str = "", message: str = "", kind: str = "") -> tuple[dict, str]:
     """The subscribe form's fields, and the CSRF cookie value it is bound to."""
     cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
-    return {"csrf_token": csrf_token(_state(request).secret, cookie), "email": email, "message": message, "kind": kind}, cookie
+    return {
+        "csrf_token": csrf_token(_state(request).secret, cookie),
+        "email": email,
+        "message": message,
+        "kind": kind,
+    }, cookie
 
 
 def _with_cookie(response: Response, request: Request, cookie: str) -> Response:
     if request.cookies.get(CSRF_COOKIE) != cookie:
-        response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=request.url.scheme == "https", max_age=30 * 24 * 3600)
+        response.set_cookie(
+            CSRF_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            max_age=30 * 24 * 3600,
+        )
     return response
 
 
@@ -72,8 +87,12 @@ async def subscribe(request: Request) -> Response:
     state = _state(request)
     try:
         data = await request.form(max_files=0, max_fields=10)
+    except BodyTooLarge:  # a streamed body over [web] max_body_bytes: BodyLimit answers 413
+        raise
     except Exception:  # noqa: BLE001 - a malformed body is the client's problem, not a 500
-        return _page(request, 400, "That didn't work", "The form could not be read. Please reload the page and try again.")
+        return _page(
+            request, 400, "That didn't work", "The form could not be read. Please reload the page and try again."
+        )
     raw_email = str(data.get("email") or "").strip()[:320]
     if not csrf_ok(state.secret, request.cookies.get(CSRF_COOKIE), str(data.get("csrf_token") or "")):
         form, cookie = _form(request, raw_email, "This form has expired. Please submit it again.", "error")
@@ -81,11 +100,16 @@ async def subscribe(request: Request) -> Response:
     try:
         address = subscribers.normalise(raw_email)
     except subscribers.InvalidAddress:
-        form, cookie = _form(request, raw_email, "That doesn't look like an email address. Please check it and try again.", "error")
+        form, cookie = _form(
+            request, raw_email, "That doesn't look like an email address. Please check it and try again.", "error"
+        )
         return _with_cookie(_page(request, 400, "Please check the address", form=form), request, cookie)
     client = request.client.host if request.client else "unknown"
     if not state.by_client.allow(client) or not state.by_address.allow(address):
-        return _page(request, 429, "Too many attempts", "Please wait a while before trying again.")
+        wait = max(state.by_client.retry_after(client), state.by_address.retry_after(address))
+        response = _page(request, 429, "Too many attempts", "Please wait a while before trying again.")
+        response.headers["Retry-After"] = str(wait or 1)
+        return response
     subscriber, mail = await run_in_threadpool(subscribers.request_subscription, state.store, address)
     task = BackgroundTask(_send_confirmation, state, subscriber.id, address) if mail else None
     response = _page(request, 200, "Almost done", CHECK_INBOX)
@@ -124,11 +148,25 @@ async def confirm(request: Request) -> Response:
         return subject
     if subject.subscriber_id is None:
         return _page(request, 400, "This link doesn't work", "This link is not valid.")
-    sub = await run_in_threadpool(subscribers.confirm, _state(request).store, subject.subscriber_id, subject.address)
+    sub = await run_in_threadpool(
+        subscribers.confirm, _state(request).store, subject.subscriber_id, subject.address, subject.issued_at
+    )
     if sub is None:
-        return _page(request, 400, "This link doesn't work", "This link is not valid: it doesn't match a subscription.")
+        return _page(
+            request,
+            400,
+            "This link doesn't work",
+            "This link is not valid: it doesn't match a subscription, or it is older than your unsubscribe. "
+            "Subscribe again to get a new one.",
+        )
     title = _state(request).config.site.title
-    return _page(request, 200, "You're subscribed", f"{sub.email} will get {title} at the end of each month.", "Every email has a one-click unsubscribe link.")
+    return _page(
+        request,
+        200,
+        "You're subscribed",
+        f"{sub.email} will get {title} at the end of each month.",
+        "Every email has a one-click unsubscribe link.",
+    )
 
 
 async def unsubscribe_form(request: Request) -> Response:
@@ -137,7 +175,13 @@ async def unsubscribe_form(request: Request) -> Response:
     if isinstance(subject, Response):
         return subject
     action = {"url": str(request.url.path), "label": "Unsubscribe", "fields": []}
-    return _page(request, 200, "Unsubscribe", f"Stop sending {_state(request).config.site.title} to {subject.address}?", action=action)
+    return _page(
+        request,
+        200,
+        "Unsubscribe",
+        f"Stop sending {_state(request).config.site.title} to {subject.address}?",
+        action=action,
+    )
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -148,7 +192,12 @@ async def unsubscribe(request: Request) -> Response:
     if isinstance(subject, Response):
         return subject
     await run_in_threadpool(subscribers.unsubscribe, _state(request).store, subject.subscriber_id, subject.address)
-    return _page(request, 200, "You're unsubscribed", f"{subject.address} will get no more emails from {_state(request).config.site.title}.")
+    return _page(
+        request,
+        200,
+        "You're unsubscribed",
+        f"{subject.address} will get no more emails from {_state(request).config.site.title}.",
+    )
 
 
 def feed(name: str, media_type: str):
@@ -161,7 +210,11 @@ def feed(name: str, media_type: str):
         except FileNotFoundError:
             return _page(request, 404, "Not found", "The feeds appear after the first 'digest build'.")
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-        headers = {"ETag": etag, "Last-Modified": formatdate(stat.st_mtime, usegmt=True), "Cache-Control": "public, max-age=300"}
+        headers = {
+            "ETag": etag,
+            "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+            "Cache-Control": "public, max-age=300",
+        }
         if _not_modified(request, etag, stat.st_mtime):
             return Response(status_code=304, headers=headers)
         return FileResponse(path, media_type=media_type, headers=headers, stat_result=os.stat(path))
@@ -172,7 +225,10 @@ def feed(name: str, media_type: str):
 def _not_modified(request: Request, etag: str, mtime: float) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        return etag in [tag.strip() for tag in if_none_match.split(",")] or if_none_match.strip() == "*"
+        # If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" matches "x" (proxies that compress weaken tags)
+        return etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")] or (
+            if_none_match.strip() == "*"
+        )
     since = request.headers.get("if-modified-since")
     if since:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -14,7 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_COOKIE = "digest_csrf"
 HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; "
+        b"base-uri 'none'; frame-ancestors 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # unsubscribe and confirmation tokens live in URLs
     (b"x-frame-options", b"DENY"),
@@ -68,7 +73,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -78,18 +83,24 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await _too_large(send)
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised from `receive` once a streamed body passes the limit; BodyLimit turns it into a 413."""
 
 
 async def _too_large(send: Send) -> None:
     body = b"Request body too large."
-    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -129,3 +140,12 @@ class RateLimiter:
             if len(self.hits) > 100_000:  # bounded memory under a flood of distinct keys
                 self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
             return True
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until `key` may try again (0 if it may now), for a Retry-After header."""
+        now = time.monotonic()
+        with self.lock:
+            hits = self.hits.get(key)
+            if not hits or len(hits) < self.limit:
+                return 0
+            return max(1, math.ceil(hits[0] + self.window - now))
