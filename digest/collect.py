@@ -16,6 +16,7 @@ from digest.config import Config
 from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, key_lines, parse_entry, with_html
 from digest.errors import ContentError, NothingToDo, Problem
 from digest.files import is_inside, write_atomic
+from digest.gcpause import stage
 
 log = logging.getLogger(__name__)
 ENTRY_SUFFIXES = (".md", ".markdown")
@@ -100,6 +101,7 @@ class Archive:
             raise NothingToDo(f"no entries in {self.config.paths.content}: add one with 'digest add URL --title ...'")
         return months[-1]
 
+    @stage
     def issue(self, month: date, *, html: bool = True) -> Issue:
         """The issue for `month` (commentary rendered unless `html` is False); NothingToDo if empty."""
         chosen = [r.entry() for r in self.records if r.month == month and not r.draft]
@@ -155,6 +157,7 @@ def _preheader(entries: list[Entry], limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+@stage
 def load_archive(config: Config, *, strict: bool = True) -> Archive:
     """Read every entry file (through a stat-keyed cache); with `strict`, any error raises."""
     records, problems = _Scanner(config).scan()

@@ -16,6 +16,7 @@ from digest.collect import Archive, Issue
 from digest.config import Config
 from digest.errors import NothingToDo, Problem
 from digest.files import write_atomic
+from digest.gcpause import stage
 
 if TYPE_CHECKING:  # the renderers and the store load only when a command needs them
     from digest.delivery.dispatch import RunStats
@@ -37,6 +38,7 @@ class Rendered:
     feeds: Feeds
 
 
+@stage
 def render(config: Config, month: date | None = None) -> Rendered:
     """Check all content, then render the month's email, the feeds and the whole archive."""
     from digest.render.email import render_email

@@ -9,6 +9,7 @@ from markupsafe import Markup
 
 from digest.collect import Issue
 from digest.config import Config
+from digest.gcpause import stage
 from digest.render import TemplateError, render_template
 from digest.render.text import Footnotes, commentary_text, footnote_list
 
@@ -28,6 +29,7 @@ class RenderedEmail:
     warnings: tuple[str, ...] = ()
 
 
+@stage
 def render_email(issue: Issue, config: Config) -> RenderedEmail:
     """Render both parts; warn (not fail) when the HTML would be clipped by Gmail."""
     context = _context(issue, config)

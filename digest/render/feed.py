@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from digest.collect import Issue
 from digest.config import Config
+from digest.gcpause import stage
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ def item_id(issue: Issue, config: Config) -> str:
     return f"tag:{urlsplit(config.site.base_url).hostname},{issue.month:%Y-%m}-01:issue-{issue.key}"
 
 
+@stage
 def render_feeds(issues: Sequence[Issue], articles: dict[str, str], config: Config) -> Feeds:
     """`issues` oldest first; each item's content is the issue's web article."""
     return Feeds(

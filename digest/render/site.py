@@ -9,6 +9,7 @@ from markupsafe import Markup
 
 from digest.collect import Issue
 from digest.config import Config
+from digest.gcpause import stage
 from digest.render import render_template
 
 STATIC_FILES = ("style.css",)
@@ -20,11 +21,13 @@ class Page:
     body: bytes
 
 
+@stage
 def render_article(issue: Issue, config: Config) -> str:
     """The issue's content as plain HTML: the archive page's article and the feeds' content."""
     return render_template(config.paths.templates, "site/_article.html", issue=issue)
 
 
+@stage
 def render_site(issues: Sequence[Issue], articles: dict[str, str], config: Config) -> tuple[Page, ...]:
     """Issue pages first, then the index, then static files: the order they are written in."""
     templates = config.paths.templates
