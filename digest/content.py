@@ -520,12 +520,17 @@ def shown_flat(body: str) -> bool:
     return too_deep(tree)
 
 
+def flat_paragraphs(body: str) -> list[str]:
+    """The commentary as plain paragraphs, each on one line: how `shown_flat` commentary is shown."""
+    return [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
+
+
 def commentary_html(body: str) -> str:
     """Commentary as HTML; raw HTML in it is escaped, and absurd nesting flattened to paragraphs."""
     if not body:
         return ""
     if shown_flat(body):
-        return "".join(f"<p>{html.escape(' '.join(p.split()))}</p>\n" for p in body.split("\n\n") if p.strip())
+        return "".join(f"<p>{html.escape(p)}</p>\n" for p in flat_paragraphs(body))
     return _without_unsafe_links(_markdown().render(_defused(body)))
 
 

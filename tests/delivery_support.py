@@ -58,19 +58,34 @@ retry_backoff = 0.05
     return root
 
 
+def _env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
+    return {**env, "DIGEST_SECRET_KEY": "test-secret", **(extra or {})}
+
+
 def digest(
     root: Path, *args: str, check: bool = False, env: dict | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
     """Run the real CLI in `root`, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if k != "DIGEST_CONFIG"}
-    full_env.update({"DIGEST_SECRET_KEY": "test-secret", **(env or {})})
     kwargs.setdefault("timeout", 120)
     result = subprocess.run(
-        [sys.executable, "-m", "digest", *args], cwd=root, env=full_env, capture_output=True, text=True, **kwargs
+        [sys.executable, "-m", "digest", *args], cwd=root, env=_env(env), capture_output=True, text=True, **kwargs
     )
     if check and result.returncode != 0:
         raise AssertionError(f"digest {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def start_digest(root: Path, *args: str) -> subprocess.Popen:
+    """Start the real CLI in `root` without waiting: for tests that signal or race it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", *args],
+        cwd=root,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def add_subscribers(root: Path, count: int, prefix: str = "reader") -> list[str]:

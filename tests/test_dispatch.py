@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, digest
+from delivery_support import add_subscribers, digest, start_digest
 
 from digest.config import load_config
 from digest.publish import open_store
@@ -123,18 +121,7 @@ def test_two_concurrent_sends_deliver_once(make_project, smtp_server):
     project = make_project(smtp_port=smtp_server.port, smtp="connections = 2", delivery="batch_size = 5")
     addresses = add_subscribers(project, 120)
     smtp_server.recorder.faults.delay = 0.005
-    env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "digest", "send"],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    runs = [start_digest(project, "send") for _ in range(2)]
     outputs = [r.communicate(timeout=120) for r in runs]
     assert all(r.returncode == 0 for r in runs), outputs
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
@@ -147,10 +134,7 @@ def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_dup
     project = make_project(smtp_port=smtp_server.port, smtp=f"connections = {connections}", delivery="batch_size = 10")
     addresses = add_subscribers(project, 150)
     smtp_server.recorder.faults.delay = 0.01
-    env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-    victim = subprocess.Popen(
-        [sys.executable, "-m", "digest", "send"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    victim = start_digest(project, "send")
     smtp_server.recorder.wait_for(40, timeout=60)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
@@ -175,15 +159,7 @@ def test_sigterm_stops_gracefully_and_a_rerun_finishes(make_project, smtp_server
     project = make_project(smtp_port=smtp_server.port, delivery="batch_size = 10")
     addresses = add_subscribers(project, 80)
     smtp_server.recorder.faults.delay = 0.02
-    env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "digest", "send"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_digest(project, "send")
     smtp_server.recorder.wait_for(10, timeout=60)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)

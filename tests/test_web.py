@@ -505,15 +505,19 @@ def test_a_tampered_confirmation_link_explains_itself(client, site, store):
     assert subs.get(store, "c@example.com").status == SubscriberStatus.PENDING
 
 
+def confirm_token_made_ago(monkeypatch, subject: tokens.TokenSubject, seconds: float) -> str:
+    """A confirmation token as if mailed `seconds` ago (itsdangerous stamps with time.time())."""
+    now = time.time()
+    with monkeypatch.context() as past:
+        past.setattr(time, "time", lambda: now - seconds)
+        return tokens.make_token(SECRET, "confirm", subject)
+
+
 def test_an_expired_confirmation_link_says_so(client, store, monkeypatch):
     sub, _ = subs.add(store, "late@example.com", status=SubscriberStatus.PENDING)
     subject = tokens.TokenSubject("late@example.com", sub.id)
-    now = time.time()
-    with monkeypatch.context() as past:
-        past.setattr(time, "time", lambda: now - 8 * 24 * 3600)  # itsdangerous stamps with time.time()
-        expired = tokens.make_token(SECRET, "confirm", subject)
-        past.setattr(time, "time", lambda: now - 6 * 24 * 3600)
-        recent = tokens.make_token(SECRET, "confirm", subject)
+    expired = confirm_token_made_ago(monkeypatch, subject, 8 * 24 * 3600)
+    recent = confirm_token_made_ago(monkeypatch, subject, 6 * 24 * 3600)
     response = client.get(f"/confirm/{expired}")
     assert response.status_code == 400 and heading(response) == "This link doesn't work"
     assert paragraphs(response)[:2] == ["This link has expired.", "Subscribe again to get a fresh one."]
@@ -525,10 +529,7 @@ def test_an_expired_confirmation_link_says_so(client, store, monkeypatch):
 def test_a_confirmation_link_older_than_an_unsubscribe_does_not_resubscribe(client, store, monkeypatch):
     sub, _ = subs.add(store, "left@example.com", status=SubscriberStatus.PENDING)
     subject = tokens.TokenSubject("left@example.com", sub.id)
-    now = time.time()
-    with monkeypatch.context() as past:
-        past.setattr(time, "time", lambda: now - 3600)
-        old = tokens.make_token(SECRET, "confirm", subject)  # mailed an hour ago
+    old = confirm_token_made_ago(monkeypatch, subject, 3600)  # mailed an hour ago
     assert client.get(f"/confirm/{old}").status_code == 200
     subs.unsubscribe(store, sub.id, "left@example.com")
     again = client.get(f"/confirm/{old}")  # the same link, opened again after leaving

@@ -6,7 +6,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.content import commentary_tree, link_allowed, shown_flat
+from digest.content import commentary_tree, flat_paragraphs, link_allowed, shown_flat
 
 WIDTH = 72
 INLINE_MARKS = {"em": "_", "strong": "*", "s": "~~"}
@@ -36,8 +36,7 @@ def commentary_text(body: str, notes: Footnotes, indent: str = "") -> str:
     if not body:
         return ""
     if shown_flat(body):  # the HTML shows such commentary as plain paragraphs; so does the text
-        paragraphs = [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
-        text = "\n\n".join(textwrap.fill(p, WIDTH) for p in paragraphs)
+        text = "\n\n".join(textwrap.fill(p, WIDTH) for p in flat_paragraphs(body))
     else:
         writer = _Writer(notes)
         writer.blocks(commentary_tree(body).children)
