@@ -46,7 +46,7 @@ class PostgresServer:
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         command = [str(self.bindir / args[0]), *args[1:]]
         if self.user:
-            command = ["runuser", "-u", self.user, "--", *command]
+            command = [_runuser(), "-u", self.user, "--", *command]
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> PostgresServer:
@@ -72,3 +72,13 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _runuser() -> str:
+    """util-linux's runuser, which lives in /usr/sbin: not on every PATH (a user's shell, `env -i`)."""
+    found = shutil.which("runuser") or next(
+        (path for path in ("/usr/sbin/runuser", "/sbin/runuser") if Path(path).exists()), None
+    )
+    if found is None:
+        raise FileNotFoundError("runuser not found (util-linux): needed to run PostgreSQL as an unprivileged user")
+    return found

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from digest.errors import StoreError
@@ -84,6 +85,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def insert_or(store: Store, table: Table) -> Any:
+    """INSERT for the store's dialect, with `on_conflict_do_nothing` / `on_conflict_do_update`
+    (SQLite and PostgreSQL spell them alike): concurrent senders race on unique keys, and
+    check-then-insert loses that race on PostgreSQL."""
+    if store.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
 
 
 def _reason(exc: OperationalError) -> str:

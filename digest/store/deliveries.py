@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
 
-from digest.store import DeliveryStatus, Store, StoreError, SubscriberStatus
+from digest.store import DeliveryStatus, Store, StoreError, SubscriberStatus, insert_or
 from digest.store.schema import deliveries, issues, subscribers, utcnow
 
 
@@ -54,17 +54,12 @@ class RetryPolicy:
 
 
 def save_issue(store: Store, key: str, subject: str, html: str, text: str) -> int:
-    """Insert or refresh the issue's rendered email; returns its id."""
-    now = utcnow()
+    """Insert or refresh the issue's rendered email (one statement: two sends may save it at once); its id."""
+    values = {"subject": subject, "html": html, "text": text, "built_at": utcnow()}
+    upsert = insert_or(store, issues).values(key=key, **values)
+    upsert = upsert.on_conflict_do_update(index_elements=[issues.c.key], set_=values).returning(issues.c.id)
     with store.write() as conn:
-        found = conn.execute(select(issues.c.id).where(issues.c.key == key)).scalar()
-        if found is None:
-            values = {"key": key, "subject": subject, "html": html, "text": text, "built_at": now}
-            return conn.execute(insert(issues).values(**values).returning(issues.c.id)).scalar_one()
-        conn.execute(
-            update(issues).where(issues.c.id == found).values(subject=subject, html=html, text=text, built_at=now)
-        )
-        return found
+        return conn.execute(upsert).scalar_one()
 
 
 def get_issue(store: Store, key: str | None = None, issue_id: int | None = None) -> StoredIssue | None:
@@ -95,7 +90,9 @@ def enqueue(store: Store, issue_id: int) -> int:
     ).where(subscribers.c.status == SubscriberStatus.ACTIVE, ~exists.exists())
     columns = ["issue_id", "subscriber_id", "status", "attempts", "unknown_outcome", "updated_at"]
     with store.write() as conn:
-        added = conn.execute(insert(deliveries).from_select(columns, source)).rowcount
+        # DO NOTHING: a concurrent send may queue the same subscriber between our check and insert
+        queue = insert_or(store, deliveries).from_select(columns, source).on_conflict_do_nothing()
+        added = conn.execute(queue).rowcount
         conn.execute(
             update(issues)
             .where(issues.c.id == issue_id, issues.c.sending_started_at.is_(None))
