@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from digest.collect import Archive, Issue
 from digest.config import Config
 from digest.errors import Problem
-from digest.render.email import UNSUBSCRIBE_TOKEN, RenderedEmail
+from digest.render.email import RenderedEmail
 
 
 class _Links(HTMLParser):
@@ -28,16 +29,29 @@ def html_links(html: str) -> list[str]:
 
 
 def email_problems(email: RenderedEmail, issue: Issue, config: Config) -> list[Problem]:
-    """Size, colour scheme, links in both parts, and the unsubscribe slot."""
+    """Size, colour scheme, links in both parts, the unsubscribe slot, and one real message read back."""
+    from digest.delivery import preflight
+    from digest.render.email import final_html_bytes
+
     where = f"{issue.key} email"
     problems = []
-    size = len(email.html.encode("utf-8"))
-    if size > config.email.max_html_bytes:
+    size = final_html_bytes(email.html, email.slot, config)
+    if email.cut:
+        problems.append(
+            Problem(
+                where,
+                f"too long for one email ({email.full_bytes:,} bytes of HTML): {email.shown} of {email.total} entries "
+                f"are shown in full, the other {email.total - email.shown} as titles linking to the web page",
+                hint='[email] overflow = "link"; trim commentary to show more',
+                warning=True,
+            )
+        )
+    if size > config.email.max_html_bytes and config.email.overflow == "link":
         problems.append(
             Problem(
                 where,
                 f"HTML is {size:,} bytes, over the {config.email.max_html_bytes:,}-byte limit",
-                hint="Gmail clips at about 102 KB; trim commentary or move entries to next month",
+                hint="Gmail clips at about 102 KB; the template itself is too large",
             )
         )
     if not re.search(r'<meta[^>]+name="color-scheme"', email.html) and "color-scheme:" not in email.html:
@@ -49,15 +63,16 @@ def email_problems(email: RenderedEmail, issue: Issue, config: Config) -> list[P
             )
         )
     for part, body in (("HTML", email.html), ("text", email.text)):
-        if UNSUBSCRIBE_TOKEN not in body:
+        if email.slot not in body:
             problems.append(
                 Problem(
                     where,
                     f"the {part} part has no unsubscribe link",
-                    hint=f"put {UNSUBSCRIBE_TOKEN} (the unsubscribe_url variable) in the template",
+                    hint="put the unsubscribe_url variable in the template",
                 )
             )
-    missing = [h for h in dict.fromkeys(html_links(email.html)) if h != UNSUBSCRIBE_TOKEN and h not in email.text]
+    in_text = {comparable(url) for url in URL_IN_TEXT.findall(email.text)}
+    missing = [h for h in dict.fromkeys(html_links(email.html)) if h != email.slot and comparable(h) not in in_text]
     for href in missing:
         problems.append(
             Problem(
@@ -66,7 +81,34 @@ def email_problems(email: RenderedEmail, issue: Issue, config: Config) -> list[P
                 hint="templates/email.txt should list every link",
             )
         )
+    problems += preflight.problems(email, config)
     return problems
+
+
+URL_IN_TEXT = re.compile(r"(?:https?://|mailto:)[^\s<>\"]+")
+
+
+def comparable(url: str) -> str:
+    """One form for the same address however it is written: IDNA host, lower-case scheme and host,
+    percent-encoding of everything but unreserved characters normalised."""
+    try:
+        parts = urlsplit(url.strip())
+        host = unquote(parts.hostname or "")  # (lxml writes a non-ASCII host percent-encoded)
+        host = host.encode("idna").decode("ascii") if host and not host.isascii() else host
+        port = f":{parts.port}" if parts.port else ""
+    except (ValueError, UnicodeError):
+        return url
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (quote(unquote(userinfo), safe=":") + "@" if userinfo else "") + host.lower() + port
+    return urlunsplit(
+        (
+            parts.scheme.lower(),
+            netloc,
+            quote(unquote(parts.path), safe="/:@!$&'()*+,;=~"),
+            quote(unquote(parts.query), safe="=&/:@!$'()*+,;?~"),
+            quote(unquote(parts.fragment), safe="=&/:@!$'()*+,;?~"),
+        )
+    )
 
 
 def repeated_links(archive: Archive, issue: Issue, config: Config) -> list[Problem]:

@@ -25,8 +25,8 @@ class Month(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
         if isinstance(value, date):
             return value
-        match = re.fullmatch(r"(\d{4})-(\d{1,2})", str(value).strip())
-        if not match or not 1 <= int(match.group(2)) <= 12:
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", str(value).strip())  # ASCII: \d would take "１９９９"
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
             self.fail(f"{value!r} is not a month: use YYYY-MM, such as 2025-02", param, ctx)
         return date(int(match.group(1)), int(match.group(2)), 1)
 
@@ -245,10 +245,12 @@ def build(obj: Context, month: date | None) -> None:
 
 
 def _print_build(rendered: Any) -> None:
-    size, count = len(rendered.email.html.encode()), len(rendered.issue.entries)
+    email = rendered.email
+    size, count = len(email.html.encode()), len(rendered.issue.entries)
+    cut = f" ({email.shown} in full, {count - email.shown} linked to the web page)" if email.cut else ""
     echo(
         f"built {rendered.issue.key}: {count} entr{'y' if count == 1 else 'ies'}, "
-        f"email {size / 1000:.0f} KB, site and feeds written"
+        f"email {size / 1000:.0f} KB{cut}, site and feeds written"
     )
 
 
@@ -295,7 +297,11 @@ def send(
     from digest import publish
 
     config = obj.config
-    rendered = publish.render(config, month) if dry_run or to or preview else publish.build(config, month)
+    rendered = (
+        publish.render(config, month, for_sending=True)
+        if dry_run or to or preview
+        else publish.build(config, month, for_sending=True)
+    )
     if to or preview:
         _send_copies(config, rendered, list(to) if to else list(config.delivery.recipients), adapter)
         return
@@ -373,7 +379,7 @@ def publish_cmd(obj: Context, month: date | None, adapter: str | None, queue_onl
     """
     from digest import publish
 
-    rendered = publish.build(obj.config, month)
+    rendered = publish.build(obj.config, month, for_sending=True)
     _print_build(rendered)
     _send_to_subscribers(obj.config, rendered, adapter=adapter, queue_only=queue_only or None)
 
@@ -425,7 +431,9 @@ def serve(obj: Context, host: str | None, port: int | None, no_scheduler: bool) 
         host=host or config.web.host,
         port=port or config.web.port,
         log_level="info",
-        proxy_headers=True,
+        # off: uvicorn would believe X-Forwarded-For from any local peer; the app reads it only
+        # from [web] trusted_proxies, and builds every URL from [site] base_url
+        proxy_headers=False,
         server_header=False,
     )
 
@@ -437,7 +445,9 @@ def _config_path(obj: Context) -> Path:
 
 
 @cli.command()
-@click.option("--count", default=3, show_default=True, help="How many upcoming runs to show.")
+@click.option(
+    "--count", default=3, show_default=True, type=click.IntRange(1, 1000), help="How many upcoming runs to show."
+)
 @pass_ctx
 def schedule(obj: Context, count: int) -> None:
     """Show when the monthly job runs next (local time and UTC) and which month each publishes.
@@ -510,6 +520,9 @@ cli.add_command(subscribers)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: DigestError prints as one line (exit 1), usage errors exit 2, never a traceback."""
+    if argv is not None and any("\x00" in arg for arg in argv):  # (a shell can't pass one; a caller can)
+        echo("Error: an argument contains a NUL character", err=True)
+        sys.exit(2)
     try:
         code = cli.main(args=argv, prog_name="digest", standalone_mode=False)
     except click.exceptions.Abort:
@@ -524,7 +537,35 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         echo("interrupted", err=True)
         code = 130
+    except BrokenPipeError:  # `digest subscribers export | head`: the reader left; nothing to say
+        _silence_stdout()
+        code = 1
+    except OSError as exc:  # the machine, not the input: a full disk (stdout too), a read-only folder
+        logging.getLogger(__name__).debug("OS error", exc_info=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _try_echo(f"error: {exc.strerror or exc}{where}")
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, Python's own flush at exit would fail again: point stdout at /dev/null."""
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError, ValueError):  # no real file descriptor (captured output): no flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _try_echo(message: str) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):  # stderr on the same full disk
+        echo(message, err=True)
+    try:
+        sys.stdout.flush()  # what was printed before the error still goes out, if it can
+    except (OSError, ValueError):
+        _silence_stdout()  # it can't: Python's flush at exit must not fail with a traceback
 
 
 __all__ = ["main", "cli"]

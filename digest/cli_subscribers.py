@@ -99,18 +99,18 @@ def import_(obj: Context, file: Path, pending: bool) -> None:
     from digest.store import SubscriberStatus
     from digest.store import subscribers as subs
 
-    try:
-        data = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DigestError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
     store = _store(obj)
+    status = SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE
     try:
-        result = subs.import_csv(store, data, SubscriberStatus.PENDING if pending else SubscriberStatus.ACTIVE)
+        with file.open("rb") as stream:  # streamed: the file is never read whole
+            result = subs.import_csv(
+                store, stream, status, on_reject=lambda line, why: echo(f"{file}:{line}: skipped: {why}", err=True)
+            )
     except subs.CsvError as exc:
         raise DigestError(f"{file}:{exc}") from None
-    for line, why in result.rejected:
-        echo(f"{file}:{line}: skipped: {why}", err=True)
-    echo(f"imported {result.added} new, {result.existing} already on the list, {len(result.rejected)} rejected")
+    except OSError as exc:
+        raise DigestError(f"{file}: can't read it: {exc.strerror or exc}") from None
+    echo(f"imported {result.added} new, {result.existing} already on the list, {result.rejected} rejected")
 
 
 @subscribers.command("export")

@@ -20,7 +20,8 @@ from digest.gcpause import stage
 
 log = logging.getLogger(__name__)
 ENTRY_SUFFIXES = (".md", ".markdown")
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+NOT_CACHED = ("path", "body_html", "quote_html", "page_html")  # the path is the key; HTML is rendered per build
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Record:
     """
 
     path: str
-    fields: tuple  # Entry's fields after `path`, without body_html
+    fields: tuple  # Entry's fields after `path`, without the rendered HTML
     month: date  # in the site's time zone
     url_key: str | None  # normalised URL, for the same-URL-twice-in-a-month rule
 
@@ -140,6 +141,7 @@ def make_issue(month: date, entries: list[Entry], config: Config) -> Issue:
         key=key,
         count=len(entries),
     )
+    subject = _cap_subject(subject)
     return Issue(
         key=key,
         month=month,
@@ -149,6 +151,18 @@ def make_issue(month: date, entries: list[Entry], config: Config) -> Issue:
         sections=tuple(g for g in groups if g.entries),
         published=max(e.date for e in entries),
     )
+
+
+SUBJECT_LIMIT = 200  # characters; RFC 5322 advises 78 per header line, and mail apps show about 60
+
+
+def _cap_subject(subject: str, limit: int = SUBJECT_LIMIT) -> str:
+    """A long title makes a subject no mail app shows: cut at a word, with an ellipsis, and say so."""
+    if len(subject) <= limit:
+        return subject
+    cut = subject[: limit - 1].rsplit(" ", 1)[0] if " " in subject[: limit - 1] else subject[: limit - 1]
+    log.warning("the email subject is %d characters; cut to %d ([email] subject, [site] title)", len(subject), limit)
+    return cut.rstrip() + "…"
 
 
 def _preheader(entries: list[Entry], limit: int = 140) -> str:
@@ -255,7 +269,11 @@ class _Scanner:
         found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems)
         if entry is None:
             return None, found
-        fields = tuple(getattr(entry, f) for f in Entry.__dataclass_fields__ if f not in ("path", "body_html"))
+        fields = tuple(
+            getattr(entry, f)
+            for f in Entry.__dataclass_fields__
+            if f not in ("path", "body_html", "quote_html", "page_html")
+        )
         url_key = _normal_url(entry.url) if entry.url else None
         return Record(str(path), fields, month_of(entry.date, self.config.site.tz), url_key), found
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import string
 import tomllib
 from datetime import tzinfo
 from pathlib import Path
@@ -20,11 +22,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from digest.errors import ConfigError, Problem
 
 CONFIG_NAME = "digest.toml"
 SUBJECT_FIELDS = {"title", "month_name", "month", "year", "key", "count"}
+DATABASE_URL_ENV = "DIGEST_DATABASE_URL"
 
 
 def _nonblank(value: str) -> str:
@@ -34,11 +38,27 @@ def _nonblank(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_nonblank)]
-Address = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")]
+
+
+def _address(value: str) -> str:
+    """Validated like a subscriber's address (email-validator; IDNA domain), so a header can hold it."""
+    from digest.addresses import InvalidAddress, normalise
+
+    try:
+        return normalise(value)
+    except InvalidAddress as exc:
+        raise ValueError(str(exc)) from None
+
+
+Address = Annotated[str, AfterValidator(_address)]
+LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `keep = "12"` or `port = "25"` is a mistake to report, not a string to convert
+    # (TOML has real integers and booleans); paths and arrays opt out per field, as TOML has
+    # no path type and gives arrays as lists
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SiteConfig(Section):
@@ -48,7 +68,8 @@ class SiteConfig(Section):
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     base_url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
     timezone: str = "UTC"
-    sections: tuple[Text, ...] = Field(min_length=1)
+    sections: tuple[Text, ...] = Field(min_length=1, strict=False)
+    images: bool = False  # show commentary images on the web page and in the feeds (never in the email)
 
     @field_validator("base_url")
     @classmethod
@@ -84,23 +105,36 @@ class SenderConfig(Section):
 
 
 class PathsConfig(Section):
-    content: Path = Path("content")
-    templates: Path = Path("templates")
-    output: Path = Path("output")
-    outbox: Path = Path("outbox")
+    content: Path = Field(Path("content"), strict=False)
+    templates: Path = Field(Path("templates"), strict=False)
+    output: Path = Field(Path("output"), strict=False)
+    outbox: Path = Field(Path("outbox"), strict=False)
 
 
 class EmailConfig(Section):
     subject: Text = "{title}: {month_name} {year}"
     max_html_bytes: int = Field(100_000, gt=0)
+    overflow: Literal["link", "refuse"] = "link"  # a month too long for one email: cut with a link, or stop
 
     @field_validator("subject")
     @classmethod
     def _fields(cls, value: str) -> str:
-        used = set(re.findall(r"{(\w*)[^}]*}", value))
-        unknown = used - SUBJECT_FIELDS
-        if unknown:
-            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {', '.join(sorted(SUBJECT_FIELDS))}")
+        """Plain placeholders only: a format spec (`{title:>20000000}`), a conversion (`{title!r}`)
+        or attribute and index access (`{title.upper}`, `{title[0]}`) would let the file size or
+        reach into the values; `{{` and `}}` are literal braces."""
+        known = ", ".join(sorted(SUBJECT_FIELDS))
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write a literal brace as {{{{ or }}}}") from None
+        for _, name, spec, conversion in parts:
+            if name is None:
+                continue
+            field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            if name not in SUBJECT_FIELDS:
+                raise ValueError(f"unknown placeholder {field}; use {known}")
+            if spec or conversion:
+                raise ValueError(f"placeholder {field} has a format or conversion; write it plainly as {{{name}}}")
         return value
 
 
@@ -111,12 +145,23 @@ class FeedsConfig(Section):
 class DeliveryConfig(Section):
     adapter: Literal["outbox", "console", "smtp"] = "outbox"
     mode: Literal["inline", "queue"] = "inline"  # queue: send/publish only queue; `digest worker` sends
-    recipients: tuple[Address, ...] = ()
+    recipients: tuple[Address, ...] = Field((), strict=False)
     max_attempts: int = Field(5, ge=1, le=100)
     retry_backoff: float = Field(30.0, ge=0)
     bounce_after: int = Field(1, ge=1)
     batch_size: int = Field(100, ge=1, le=10_000)
     list_id: str | None = None
+    lease_seconds: float = Field(30.0, ge=2, le=3600)  # a sender's lease: how long a silent one keeps its claims
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str | None) -> str | None:
+        """RFC 2919: a dot-atom such as `digest.example.com`; anything else can't go in a header."""
+        if value is not None and not LIST_ID.fullmatch(value):
+            raise ValueError(
+                f"{value[:80]!r} is not a list id: use dot-separated ASCII words such as 'digest.example.com'"
+            )
+        return value
 
 
 class SmtpConfig(Section):
@@ -130,13 +175,45 @@ class SmtpConfig(Section):
 
 
 class DkimConfig(Section):
+    """An RSA key (every receiver checks rsa-sha256) and optionally an Ed25519 one (RFC 8463) beside it."""
+
     selector: Text
     domain: Text
-    key_file: Path
+    key_file: Path = Field(strict=False)
+    ed25519_selector: Text | None = None  # a selector's DNS record holds one key, so not `selector`
+    ed25519_key_file: Path | None = Field(None, strict=False)  # read relative to digest.toml's folder
+
+    @field_validator("selector", "domain", "ed25519_selector")
+    @classmethod
+    def _dns_name(cls, value: str | None) -> str | None:
+        # it goes into the DKIM-Signature header and a DNS name as it is: no spaces, ';' or non-ASCII
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", value):
+            raise ValueError("not a DNS name: use letters, digits, '-', '_' and dots (xn-- for non-ASCII)")
+        return value
+
+    @model_validator(mode="after")
+    def _ed25519_pair(self) -> DkimConfig:
+        if (self.ed25519_key_file is None) != (self.ed25519_selector is None):
+            raise ValueError("ed25519_key_file and ed25519_selector go together: set both or neither")
+        if self.ed25519_selector is not None and self.ed25519_selector.lower() == self.selector.lower():
+            raise ValueError("ed25519_selector must differ from selector: each selector's DNS record holds one key")
+        return self
 
 
 class StoreConfig(Section):
     url: str = "sqlite:///var/digest.sqlite"
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        """Secrets never go in the file; the error must not repeat the password either."""
+        if re.match(r"^[\w+.-]+://[^/@?#]*:[^/@?#]*@", value):
+            raise PydanticCustomError(
+                "secret_in_file",
+                "a password doesn't belong in digest.toml: set the whole URL in the environment variable "
+                f"{DATABASE_URL_ENV} instead (or, for PostgreSQL, put the password in ~/.pgpass)",
+            )
+        return value
 
 
 class ScheduleConfig(Section):
@@ -185,6 +262,22 @@ class WebConfig(Section):
     subscribe_limit: int = Field(5, ge=1)  # attempts per address per window
     subscribe_ip_limit: int = Field(30, ge=1)  # attempts per client address per window
     subscribe_window_minutes: float = Field(60.0, gt=0)
+    # proxies whose X-Forwarded-For is believed (IPs or CIDRs); empty: the socket's peer is the client
+    trusted_proxies: tuple[str, ...] = Field((), strict=False)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network such as 10.0.0.0/8") from None
+        return tuple(item.strip() for item in value)
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
 
 class Config(Section):
@@ -199,7 +292,7 @@ class Config(Section):
     store: StoreConfig = StoreConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     web: WebConfig = WebConfig()
-    root: Path = Path(".")
+    root: Path = Field(Path("."), strict=False)
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Config:
@@ -214,7 +307,7 @@ class Config(Section):
     @property
     def database_url(self) -> str:
         """DIGEST_DATABASE_URL wins; relative SQLite paths resolve against the config's folder."""
-        url = os.environ.get("DIGEST_DATABASE_URL") or self.store.url
+        url = os.environ.get(DATABASE_URL_ENV) or self.store.url
         match = re.match(r"^sqlite(\+\w+)?:///(?!/)(.+)$", url)
         if match and match.group(2) != ":memory:":
             url = f"sqlite{match.group(1) or ''}:///{self.root / match.group(2)}"
@@ -229,7 +322,11 @@ def find_config(explicit: Path | str | None = None) -> Path:
     """--config wins, then DIGEST_CONFIG, then ./digest.toml."""
     candidate = explicit or os.environ.get("DIGEST_CONFIG") or CONFIG_NAME
     path = Path(candidate)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        found = False
+    if not found:
         raise ConfigError(
             [
                 Problem(
@@ -245,7 +342,7 @@ def find_config(explicit: Path | str | None = None) -> Path:
 def load_config(path: Path | str | None = None) -> Config:
     """Read and validate digest.toml, reporting every bad key at once."""
     path = find_config(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -257,6 +354,17 @@ def load_config(path: Path | str | None = None) -> Config:
         return Config(**data, root=path.resolve().parent)
     except ValidationError as exc:
         raise ConfigError(_problems(path, text, exc)) from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise ConfigError([Problem(path, message, line, hint="save it as UTF-8")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(path, f"can't read the config file: {exc.strerror or exc}")]) from None
 
 
 def _problems(path: Path, text: str, exc: ValidationError) -> list[Problem]:
@@ -275,6 +383,8 @@ def _explain(error: dict[str, Any]) -> str:
         return "unknown key (check the spelling; see the README for the keys this table takes)"
     if kind == "missing":
         return "required key is missing"
+    if kind == "secret_in_file":
+        return error["msg"]  # never the input: it holds the secret
     if kind == "string_pattern_mismatch":
         return f"{error['input']!r} is not a valid value here"
     message = error["msg"].removeprefix("Value error, ")

@@ -7,6 +7,7 @@ import difflib
 import html
 import re
 import string
+import textwrap
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, tzinfo
@@ -20,8 +21,10 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from digest.errors import Problem
+from digest.hosts import url_warnings
 
 MAX_ENTRY_BYTES = 1_000_000
+SLOT_PREFIX = "%%UNSUBSCRIBE_URL"  # the email's per-reader placeholder (digest.render.email)
 KNOWN_KEYS = ("title", "url", "date", "section", "source", "tags", "draft", "quote")
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:", re.MULTILINE)
 
@@ -41,6 +44,8 @@ class Entry:
     quote: str | None = None
     body: str = ""  # the commentary as written (Markdown)
     body_html: str = ""  # filled in for a collected month; raw HTML is escaped, never passed
+    quote_html: str = ""  # the quote as HTML, paragraphs and line breaks kept
+    page_html: str = ""  # the commentary for the web page and feeds when it shows images ([site] images)
 
 
 MAX_FRONT_MATTER_DEPTH = 100  # libyaml composes nested collections recursively: 100,000 levels crash it
@@ -133,7 +138,21 @@ def parse_entry(path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo) -
     if not isinstance(meta, dict):
         return None, [Problem(path, "front matter must be 'key: value' lines", 2, "such as 'title: What I read'")]
     lines = key_lines(text)
-    return _validate(path, meta, body, lines, sections, tz)
+    slot = text.find(SLOT_PREFIX)
+    if slot >= 0:
+        return None, [
+            Problem(
+                path,
+                f"{SLOT_PREFIX}... is the email's per-reader unsubscribe placeholder, which content may not contain",
+                text.count("\n", 0, slot) + 1,
+                "remove it",
+            )
+        ]
+    entry, problems = _validate(path, meta, body, lines, sections, tz)
+    if entry is not None and entry.body:
+        first_line = text.count("\n", 0, len(text) - len(body.lstrip())) + 1
+        problems += link_problems(path, entry.body, first_line)
+    return entry, problems
 
 
 def _error_mark(exc: yaml.MarkedYAMLError) -> Any:
@@ -204,7 +223,7 @@ def _validate(
             f"unknown section {_shown(typed)}",
             _section_hint(str(typed)[:200] if isinstance(typed, (str, int, float)) else "", sections),
         )
-    source, quote = visible_text(meta.get("source")), visible_text(meta.get("quote"))
+    source, quote = visible_text(meta.get("source")), quote_markdown(meta.get("quote"))
     for key in ("source", "quote"):
         if meta.get(key) is not None and not isinstance(meta.get(key), (str, int, float)):
             bad(key, f"{key} must be text")
@@ -253,6 +272,18 @@ def visible_text(value: Any) -> str | None:
     return value if visible else None  # a title of zero-width spaces is an empty title
 
 
+def quote_markdown(value: Any) -> str | None:
+    """A quote as written, its paragraphs and line breaks kept (a YAML block scalar, or Markdown):
+    trailing spaces and the common indent dropped, blank lines between paragraphs at most one;
+    None when nothing in it would show."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or visible_text(value) is None:
+        return None
+    lines = [line.rstrip() for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", textwrap.dedent("\n".join(lines))).strip()
+
+
 def _shown(value: Any, limit: int = 60) -> str:
     """A value for a message, short whatever it is (a list may be a YAML alias bomb: never str() it)."""
     if isinstance(value, (list, dict)):
@@ -274,6 +305,8 @@ def _check_url(value: Any, path: Path, lines: dict[str, int], problems: list[Pro
     if message:
         problems.append(Problem(path, message, line, "use an http:// or https:// address"))
         return None
+    for warning in url_warnings(urlsplit(url)):  # it parses, but is it the site the writer meant?
+        problems.append(Problem(path, warning, line, warning=True))
     return url
 
 
@@ -366,16 +399,13 @@ MAX_REFERENCE_DEFINITIONS = 500
 MAX_STRIKETHROUGH_RUNS = 1000
 _LINE_MARKERS = re.compile(r"(?:[ \t]*(?:>|[-+*](?=[ \t]|$)|\d{1,9}[.)](?=[ \t]|$)))*[ \t]*")
 _DELIMITERS = re.compile(r"\*+|_+|~+|[\[\]]")
-_UNSAFE_LINK = re.compile(r' (href|src)="([^"]*)"')
-UNSAFE_SCHEMES = ("javascript:", "vbscript:", "file:", "data:")
 
 
 @cache
 def _markdown() -> Any:
     """markdown-it-pyrs: the markdown-it rules, in Rust (about 30x faster than markdown-it-py).
 
-    Its link validation leaves javascript:, vbscript:, file: and most data: links as text;
-    `_without_unsafe_links` drops the data:image/... ones it lets through.
+    Its output goes through `sanitise`, which keeps only the allowed tags, attributes and links.
     """
     import markdown_it_pyrs
 
@@ -489,20 +519,121 @@ def _punctuation(ch: str, *, core: bool) -> bool:
     return ch in string.punctuation or unicodedata.category(ch).startswith("P" if core else ("P", "S"))
 
 
-def _without_unsafe_links(rendered: str) -> str:
-    """markdown-it lets data:image/... URLs through: drop such href/src attributes (raw HTML is off,
-    so every ' href="' in the output is an attribute the renderer wrote)."""
-
-    def keep(match: re.Match) -> str:
-        return "" if not link_allowed(html.unescape(match.group(2))) else match.group(0)
-
-    return _UNSAFE_LINK.sub(keep, rendered)
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 
 
 def link_allowed(url: str) -> bool:
-    """False for script and data URLs, however they are spelled (browsers drop tabs and newlines)."""
-    cleaned = re.sub(r"[\t\n\r]", "", url).lstrip("".join(map(chr, range(33)))).lower()
-    return not cleaned.startswith(UNSAFE_SCHEMES)
+    """Only absolute http, https and mailto URLs become links: no other scheme (smb:, ssh:,
+    search-ms:, javascript:), nothing scheme-relative (//host) or site-relative (/admin/send)."""
+    if any(ord(ch) < 33 or ch == "\\" for ch in url):  # browsers drop tabs and newlines: never guess
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme.lower() == "mailto":
+        return bool(parts.path) and "@" in parts.path
+    return (
+        parts.scheme.lower() in ("http", "https")
+        and bool(parts.hostname)
+        and url[len(parts.scheme) :].startswith("://")
+    )
+
+
+_TAGS = {
+    "p", "br", "ul", "ol", "li", "blockquote", "em", "strong", "s", "code", "pre", "hr",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "img",
+}  # fmt: skip
+_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
+_BARE_ANCHOR = re.compile(r"<a>(.*?)</a>", re.DOTALL)
+
+
+def _keep_url(tag: str, attribute: str, value: str) -> str | None:
+    if (tag, attribute) in (("a", "href"), ("img", "src")):
+        return value if link_allowed(value) else None
+    return value
+
+
+def sanitise(rendered: str) -> str:
+    """The Markdown renderer's HTML through nh3 (ammonia): an explicit allow-list of tags and
+    attributes, links only to `LINK_SCHEMES`; a link whose URL was refused becomes its text."""
+    import nh3
+
+    clean = nh3.clean(
+        rendered,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_keep_url,
+        url_schemes=set(LINK_SCHEMES),
+        link_rel=None,
+        strip_comments=True,
+        filter_style_properties={"text-align"},
+    )
+    return _BARE_ANCHOR.sub(r"\1", clean)
+
+
+_BLOCK_START = re.compile(r"[ \t]*(?:[-+*>#|]|\d{1,9}[.)]|```|~~~|$)")
+
+
+def with_line_breaks(text: str) -> str:
+    """Markdown in which each line break the writer typed inside a paragraph is kept (a hard
+    break), as a quote needs: a poem's lines, a list of one-liners."""
+    lines = text.split("\n")
+    fenced = False
+    for index, line in enumerate(lines[:-1]):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        following = lines[index + 1]
+        if fenced or not line.strip() or line.endswith("\\") or _BLOCK_START.match(following):
+            continue
+        lines[index] = line + "\\"
+    return "\n".join(lines)
+
+
+def _images_as_links(body: str, keep_allowed: bool) -> str:
+    """`![alt](src)` -> `[alt](src)`: no image loads remote content in the email (a tracking pixel
+    chosen by whoever wrote the link text); with `keep_allowed`, http(s) images stay images."""
+    if "![" not in body or shown_flat(body):
+        return body
+    raw = body.encode("utf-8")
+    bangs = [
+        node.srcmap[0]
+        for node in commentary_tree(body).walk()
+        if node.name == "image" and node.srcmap and not (keep_allowed and link_allowed(str(node.meta.get("url", ""))))
+    ]
+    for start in sorted(bangs, reverse=True):
+        if raw[start : start + 1] == b"!":
+            raw = raw[:start] + raw[start + 1 :]
+    return raw.decode("utf-8")
+
+
+def link_problems(path: Path, body: str, first_line: int) -> list[Problem]:
+    """A warning with the line for each commentary link or image that will show as plain text."""
+    if ("](" not in body and "<" not in body and "]:" not in body) or shown_flat(body):
+        return []
+    raw = body.encode("utf-8")
+    problems = []
+    for node in commentary_tree(body).walk():
+        if node.name not in ("link", "autolink", "linkify", "image"):
+            continue
+        url = str(node.meta.get("url", ""))
+        if link_allowed(url):
+            if node.name == "image":
+                problems.append(
+                    Problem(path, f"image {url[:80]} is shown as a link in the email", _line_at(raw, node, first_line),
+                            "emails never load remote images; the web page shows it with [site] images = true",
+                            warning=True)
+                )  # fmt: skip
+            continue
+        problems.append(
+            Problem(path, f"link {url[:80]!r} is shown as plain text", _line_at(raw, node, first_line),
+                    "only absolute http://, https:// and mailto: links become links", warning=True)
+        )  # fmt: skip
+    return problems
+
+
+def _line_at(raw: bytes, node: Any, first_line: int) -> int:
+    return first_line + raw.count(b"\n", 0, node.srcmap[0] if node.srcmap else 0)
 
 
 @lru_cache(maxsize=8192)
@@ -525,17 +656,26 @@ def flat_paragraphs(body: str) -> list[str]:
     return [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
 
 
-def commentary_html(body: str) -> str:
-    """Commentary as HTML; raw HTML in it is escaped, and absurd nesting flattened to paragraphs."""
+def commentary_html(body: str, *, images: bool = False) -> str:
+    """Commentary as HTML: raw HTML escaped, absurd nesting flattened to paragraphs, then sanitised;
+    images become links unless `images` (the web page with [site] images = true)."""
     if not body:
         return ""
     if shown_flat(body):
         return "".join(f"<p>{html.escape(p)}</p>\n" for p in flat_paragraphs(body))
-    return _without_unsafe_links(_markdown().render(_defused(body)))
+    return sanitise(_markdown().render(_defused(_images_as_links(body, keep_allowed=images))))
+
+
+def quote_html(quote: str | None) -> str:
+    """A quote as HTML paragraphs with its line breaks; images never load."""
+    return commentary_html(with_line_breaks(quote)) if quote else ""
 
 
 def with_html(entry: Entry) -> Entry:
-    """The entry with its commentary rendered to HTML."""
-    if entry.body_html or not entry.body:
+    """The entry with its commentary and quote rendered to HTML (and the web page's version,
+    with images, when the commentary has any)."""
+    if entry.body_html or not (entry.body or entry.quote):
         return entry
-    return replace(entry, body_html=commentary_html(entry.body))
+    body_html = commentary_html(entry.body)
+    page_html = commentary_html(entry.body, images=True) if "![" in entry.body else body_html
+    return replace(entry, body_html=body_html, quote_html=quote_html(entry.quote), page_html=page_html)

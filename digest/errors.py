@@ -63,3 +63,18 @@ class DeliveryError(DigestError):
 
 class StoreError(DigestError):
     """The subscriber/delivery database is unreachable or in an unexpected state."""
+
+
+class SendRefused(DigestError):
+    """The composed message would be wrong on the wire, or the email is too long to send whole:
+    refused before anything is queued."""
+
+    def __init__(self, key: str, problems: Iterable[Problem]):
+        self.problems = tuple(problems)
+        lines = [str(p) for p in self.problems]
+        lines.append(f"{key}: nothing was queued or sent")
+        super().__init__("\n".join(lines))
+
+
+class LeaseLost(DigestError):
+    """This sender's lease ran out or was taken over: it must not complete another message."""

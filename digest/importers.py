@@ -201,7 +201,7 @@ def _take_quote(entries: list[Imported], pending: list[str], after_entry: bool) 
     if after_entry and not pending and not entries[-1].quote and len(block) > 1:
         pending.extend(block[:-1])
         block = block[-1:]
-    return "\n".join(" ".join(line.split()) for line in block) or None
+    return _plain_to_markdown([line for line in block if line.strip()]) or None  # each line a paragraph
 
 
 def _plain_to_markdown(lines: list[str]) -> str:

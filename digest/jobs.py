@@ -27,7 +27,8 @@ ABANDONED_AFTER = timedelta(minutes=30)  # a "running" run this long without pro
 
 def start_send(store: Store, config: Config, month: date | None, stop: threading.Event) -> Run:
     """Record a manual send of `month` (default: the latest) and run it in a background thread."""
-    rendered = publish.render(config, month)  # bad content or an empty month fails here, before the 202
+    rendered = publish.render(config, month, for_sending=True)  # bad content, an empty month or a message
+    # that could not be sent whole fails here, before the 202
     run = run_log.start(store, RunKind.MANUAL, rendered.issue.key)
     assert run is not None  # manual runs have no dedupe key
     thread = threading.Thread(
@@ -45,7 +46,11 @@ def run_scheduled(store: Store, config: Config, month: date, stop: threading.Eve
         log.info("the scheduled publish of %s already ran; not running it again", key)
         return None
     try:  # in draft mode nothing is published before the writer says so: render only
-        rendered = publish.render(config, month) if config.schedule.mode == "draft" else publish.build(config, month)
+        rendered = (
+            publish.render(config, month, for_sending=True)
+            if config.schedule.mode == "draft"
+            else publish.build(config, month, for_sending=True)
+        )
     except NothingToDo as exc:
         log.info("skipping the scheduled publish of %s: %s", key, exc)
         run_log.finish(store, run.id, RunStatus.SKIPPED, str(exc))

@@ -39,8 +39,9 @@ class Rendered:
 
 
 @stage
-def render(config: Config, month: date | None = None) -> Rendered:
-    """Check all content, then render the month's email, the feeds and the whole archive."""
+def render(config: Config, month: date | None = None, *, for_sending: bool = False) -> Rendered:
+    """Check all content, then render the month's email, the feeds and the whole archive; `for_sending`
+    also composes a sample message and refuses (SendRefused) what `send` could not send whole."""
     from digest.render.email import render_email
     from digest.render.feed import render_feeds
     from digest.render.site import render_article, render_site
@@ -54,7 +55,19 @@ def render(config: Config, month: date | None = None) -> Rendered:
     ordered = list(issues.values())
     articles = {i.key: render_article(i, config) for i in ordered}
     feeds = render_feeds(ordered[-config.feeds.keep :], articles, config)
-    return Rendered(issue, render_email(issue, config), render_site(ordered, articles, config), feeds)
+    rendered = Rendered(issue, render_email(issue, config), render_site(ordered, articles, config), feeds)
+    if for_sending:
+        preflight(config, rendered)
+    return rendered
+
+
+def preflight(config: Config, rendered: Rendered) -> None:
+    """SendRefused, listing why, unless one real message of this email reads back exactly as composed."""
+    from digest.delivery import preflight as check
+
+    problems = check.problems(rendered.email, config)
+    if problems:
+        raise check.SendRefused(rendered.issue.key, problems)
 
 
 def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
@@ -74,9 +87,9 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     return tuple(path for path, _ in files)
 
 
-def build(config: Config, month: date | None = None) -> Rendered:
+def build(config: Config, month: date | None = None, *, for_sending: bool = False) -> Rendered:
     """Render every channel first, so bad input writes nothing; then write them."""
-    rendered = render(config, month)
+    rendered = render(config, month, for_sending=for_sending)
     write(rendered, config)
     return rendered
 
@@ -134,9 +147,20 @@ class CopyReport:
 def send_copies(config: Config, rendered: Rendered, addresses: list[str], *, adapter: str | None = None) -> CopyReport:
     """Test copies and previews: each gets its own Message-ID; nothing goes in the delivery log."""
     from digest import tokens
+    from digest.addresses import InvalidAddress, normalise
     from digest.delivery import make_adapter
     from digest.delivery.message import Composer, Recipient
 
+    checked, invalid = [], []
+    for address in addresses:  # the same rule as a subscriber's address, before anything is sent
+        try:
+            checked.append(normalise(address))
+        except InvalidAddress as exc:
+            invalid.append(str(exc))
+    if invalid:
+        raise InvalidAddress("; ".join(invalid) + "; nothing was sent")
+    preflight(config, rendered)
+    addresses = list(dict.fromkeys(checked))
     secret = tokens.secret_key(config)
     composer = Composer(rendered.email, config)
     results = []
@@ -199,6 +223,7 @@ def send(
     from digest.store import deliveries as ledger
     from digest.store import subscribers
 
+    preflight(config, rendered)  # before the store: nothing is queued for a message that can't be sent
     store = open_store(config)
     try:
         key, email = rendered.issue.key, rendered.email

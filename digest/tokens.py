@@ -95,6 +95,14 @@ def unsubscribe_url(config: Config, secret: str, subject: TokenSubject) -> str:
     return f"{config.site.base_url}unsubscribe/{make_token(secret, 'unsubscribe', subject)}"
 
 
+def longest_unsubscribe_url(config: Config) -> int:
+    """The length of the longest unsubscribe URL any subscriber can have: a 10-digit id and an
+    address of 254 characters, its local part 64 non-ASCII ones (4 bytes each in UTF-8)."""
+    payload = len(f"{10**10}:".encode()) + 64 * 4 + 1 + 189
+    token = -(-payload * 4 // 3) + 1 + 27  # unpadded base64, '.', the signature
+    return len(f"{config.site.base_url}unsubscribe/") + token
+
+
 def confirm_url(config: Config, secret: str, subject: TokenSubject) -> str:
     return f"{config.site.base_url}confirm/{make_token(secret, 'confirm', subject)}"
 

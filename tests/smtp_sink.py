@@ -109,10 +109,12 @@ class Recorder:
 class SmtpServer:
     """Start/stop an aiosmtpd server on 127.0.0.1 at a free port."""
 
-    def __init__(self, faults: Faults | None = None):
+    def __init__(self, faults: Faults | None = None, *, smtputf8: bool = True):
         self.recorder = Recorder(faults)
         self.port = free_port()
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, decode_data=False)
+        self.controller = Controller(
+            self.recorder, hostname="127.0.0.1", port=self.port, decode_data=False, enable_SMTPUTF8=smtputf8
+        )
 
     @property
     def messages(self) -> list[Received]:

@@ -23,6 +23,8 @@ from digest.publish import open_store
 from digest.store import SubscriberStatus
 from digest.store import subscribers as subs
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 ADMIN = "browser-test-admin"
@@ -42,11 +44,14 @@ def missing(reason: str) -> None:
 @pytest.fixture
 def browser():
     if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+        missing(
+            f"{CHROMIUM} is missing: Chromium is the one thing the browser tests take from the system, not from pip "
+            "(apt-get install chromium)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        missing("the playwright Python package is not installed")
+        missing('the playwright Python package is not installed (pip install -e ".[test]")')
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium

@@ -34,6 +34,7 @@ def test_each_active_subscriber_receives_exactly_one_message(smtp_project, smtp_
     assert len(ids) == 30
 
 
+@pytest.mark.slow
 def test_a_second_send_sends_nothing_and_says_so(smtp_project, smtp_server):
     add_subscribers(smtp_project, 5)
     digest(smtp_project, "send", check=True)
@@ -42,6 +43,7 @@ def test_a_second_send_sends_nothing_and_says_so(smtp_project, smtp_server):
     assert len(smtp_server.messages) == 5
 
 
+@pytest.mark.slow
 def test_temporary_failures_are_retried_and_permanent_ones_bounce(smtp_project, smtp_server):
     addresses = add_subscribers(smtp_project, 12)
     smtp_server.recorder.faults.rcpt_once = {
@@ -61,6 +63,7 @@ def test_temporary_failures_are_retried_and_permanent_ones_bounce(smtp_project, 
     assert f"failed: {addresses[3]}: 550 5.1.1 no such user" in status
 
 
+@pytest.mark.slow
 def test_a_dropped_connection_mid_batch_loses_and_duplicates_nothing(smtp_project, smtp_server):
     addresses = add_subscribers(smtp_project, 20)
     smtp_server.recorder.faults.drop_after = 7  # the 8th DATA gets no reply: the socket just closes
@@ -70,6 +73,7 @@ def test_a_dropped_connection_mid_batch_loses_and_duplicates_nothing(smtp_projec
     assert "retried 1" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_slow_server_still_gets_everything_once(make_project, smtp_server):
     project = make_project(smtp_port=smtp_server.port, smtp="connections = 3")
     addresses = add_subscribers(project, 9)
@@ -79,6 +83,7 @@ def test_a_slow_server_still_gets_everything_once(make_project, smtp_server):
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
 
 
+@pytest.mark.slow
 def test_temporary_failures_give_up_after_max_attempts(make_project, smtp_server):
     project = make_project(smtp_port=smtp_server.port, delivery="max_attempts = 3")
     addresses = add_subscribers(project, 3)
@@ -96,6 +101,7 @@ def test_temporary_failures_give_up_after_max_attempts(make_project, smtp_server
     assert smtp_server.recorder.by_recipient()[addresses[0]] == 1
 
 
+@pytest.mark.slow
 def test_unsubscribed_and_bounced_subscribers_get_nothing(smtp_project, smtp_server):
     addresses = add_subscribers(smtp_project, 6)
     digest(smtp_project, "subscribers", "remove", addresses[0], check=True)
@@ -106,6 +112,7 @@ def test_unsubscribed_and_bounced_subscribers_get_nothing(smtp_project, smtp_ser
     assert set(smtp_server.recorder.by_recipient()) == set(addresses[2:])
 
 
+@pytest.mark.slow
 def test_test_copies_and_dry_runs_record_nothing(smtp_project, smtp_server):
     add_subscribers(smtp_project, 4)
     dry = digest(smtp_project, "send", "--dry-run", check=True)
@@ -118,17 +125,19 @@ def test_test_copies_and_dry_runs_record_nothing(smtp_project, smtp_server):
 
 
 def test_two_concurrent_sends_deliver_once(make_project, smtp_server):
+    """Each subscriber gets one message, however the two runs interleave: which run sends whom, and whether
+    the second starts before the first is done, is up to the scheduler and asserted nowhere."""
     project = make_project(smtp_port=smtp_server.port, smtp="connections = 2", delivery="batch_size = 5")
     addresses = add_subscribers(project, 120)
-    smtp_server.recorder.faults.delay = 0.005
+    smtp_server.recorder.faults.delay = 0.005  # a slower server makes the runs more likely to overlap
     runs = [start_digest(project, "send") for _ in range(2)]
     outputs = [r.communicate(timeout=120) for r in runs]
     assert all(r.returncode == 0 for r in runs), outputs
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
-    sent = [int(out.split("sent ")[1].split(",")[0]) for out, _ in outputs]
-    assert sum(sent) == 120 and all(n > 0 for n in sent), sent  # both really sent, and never the same person
+    assert status_counts(project)["sent"] == 120
 
 
+@pytest.mark.slow
 def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_duplicates(make_project, smtp_server):
     connections = 3
     project = make_project(smtp_port=smtp_server.port, smtp=f"connections = {connections}", delivery="batch_size = 10")
@@ -155,6 +164,7 @@ def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_dup
     assert status_counts(project)["sent"] == 150
 
 
+@pytest.mark.slow
 def test_sigterm_stops_gracefully_and_a_rerun_finishes(make_project, smtp_server):
     project = make_project(smtp_port=smtp_server.port, delivery="batch_size = 10")
     addresses = add_subscribers(project, 80)
@@ -171,6 +181,7 @@ def test_sigterm_stops_gracefully_and_a_rerun_finishes(make_project, smtp_server
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
 
 
+@pytest.mark.slow
 def test_status_shows_the_figures(smtp_project, smtp_server):
     add_subscribers(smtp_project, 3)
     digest(smtp_project, "send", check=True)
@@ -179,6 +190,7 @@ def test_status_shows_the_figures(smtp_project, smtp_server):
     assert "2025-02: finished; sent 3, queued 0, in flight 0, failed 0" in status
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adapter", ["outbox", "console"])
 def test_other_adapters_record_deliveries_too(make_project, adapter):
     project = make_project()

@@ -42,6 +42,7 @@ def consistent(root: Path, received: Counter) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_a_server_that_hangs_after_data(make_project, smtp_server):
     root = make_project(smtp_port=smtp_server.port, smtp="timeout = 1")
     addresses = add_subscribers(root, 6)
@@ -54,6 +55,7 @@ def test_a_server_that_hangs_after_data(make_project, smtp_server):
     consistent(root, received)
 
 
+@pytest.mark.slow
 def test_a_server_that_closes_in_the_middle_of_a_message(make_project):
     server = CuttingServer(cut_once={"reader1@example.com", "reader4@example.com"})
     try:
@@ -69,6 +71,7 @@ def test_a_server_that_closes_in_the_middle_of_a_message(make_project):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_server_that_answers_421_to_everything(make_project, smtp_server):
     root = make_project(smtp_port=smtp_server.port, delivery="max_attempts = 3")
     addresses = add_subscribers(root, 4)
@@ -87,6 +90,7 @@ def test_a_server_that_answers_421_to_everything(make_project, smtp_server):
     consistent(root, smtp_server.recorder.by_recipient())
 
 
+@pytest.mark.slow
 def test_a_tls_handshake_failure_is_a_clear_error_and_sends_nothing(make_project, smtp_server):
     root = make_project(smtp_port=smtp_server.port, smtp='security = "tls"')
     add_subscribers(root, 3)
@@ -102,6 +106,7 @@ def test_a_tls_handshake_failure_is_a_clear_error_and_sends_nothing(make_project
     consistent(root, smtp_server.recorder.by_recipient())
 
 
+@pytest.mark.slow
 def test_a_write_failure_under_the_outbox(make_project, monkeypatch):
     root = make_project(delivery="max_attempts = 2")
     add_subscribers(root, 6)
@@ -130,6 +135,7 @@ def test_a_write_failure_under_the_outbox(make_project, monkeypatch):
     assert len(sorted((root / "outbox").rglob("*.eml"))) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_really_full_disk_under_the_outbox(make_project):
     root = make_project(delivery="max_attempts = 2")
@@ -154,6 +160,7 @@ def test_a_really_full_disk_under_the_outbox(make_project):
         subprocess.run(["umount", str(outbox)], check=False)
 
 
+@pytest.mark.slow
 def test_a_locked_database_is_waited_for(tmp_path, smtp_server):
     from delivery_support import write_project
 
@@ -171,6 +178,7 @@ def test_a_locked_database_is_waited_for(tmp_path, smtp_server):
     locker.close()
 
 
+@pytest.mark.slow
 def test_a_database_locked_too_long_is_a_clear_error_and_the_next_run_completes(tmp_path, smtp_server, monkeypatch):
     from delivery_support import write_project
 

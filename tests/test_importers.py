@@ -121,12 +121,13 @@ def test_a_quote_attribution_takes_the_lines_above_it(config):
     assert uber.body == "This article predicts Uber to be a massive beneficiary of the AV / Robotaxi revolution. There indeed is a moat."  # fmt: skip
     altman = by_title["How to Be Successful"]
     assert altman.source == "Sam Altman"
-    lines = altman.quote.split("\n")
+    assert "\n\n" in altman.quote  # each line of the archive is a paragraph of the quote (Markdown)
+    lines = [line for line in altman.quote.split("\n") if line]
     assert len(lines) == 19  # the whole block between the previous entry and the attribution
     assert lines[0].startswith("I think the biggest competitive advantage in business")
     assert lines[-1] == "Eventually, you will define your success by performing excellent work in areas that are important to you. The sooner you can start off in that direction, the further you will be able to go."  # fmt: skip
     assert altman.body.startswith("Great advice. I need to keep in mind.\n\n- Compound yourself\n- Have almost too much self-belief")  # fmt: skip
-    frameworks = by_title["Great startup leadership frameworks"].quote.split("\n")
+    frameworks = [line for line in by_title["Great startup leadership frameworks"].quote.split("\n") if line]
     assert (len(frameworks), frameworks[1], frameworks[-1]) == (14, "- How to Be Successful - Sam Altman (blog)", "- Founder Mode - Paul Graham (blog)")  # fmt: skip
     assert by_title["Salesforce: The Agent Wave"].quote == "AI presents new challenges for incumbents but also drives significant innovation and growth."  # fmt: skip
     assert (

@@ -24,6 +24,8 @@ from digest.config import load_config
 from digest.publish import open_store
 from digest.store import subscribers as subs
 
+pytestmark = pytest.mark.slow
+
 REQUESTS = 600
 CLIENTS = 16
 ADDRESSES = [f"load{n}@example.com" for n in range(40)]

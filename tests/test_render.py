@@ -11,7 +11,7 @@ from html_safety import executable
 from digest.checks import email_problems, html_links
 from digest.collect import load_archive
 from digest.render import TemplateError
-from digest.render.email import UNSUBSCRIBE_TOKEN, render_email
+from digest.render.email import SLOT_PATTERN, render_email
 from digest.render.site import render_article, render_site
 
 FEBRUARY = date(2025, 2, 1)
@@ -56,10 +56,12 @@ Links
 [1] https://cloud.google.com/tpu
 
 
---
+-- \n\
 You receive Link Archive because you subscribed to it.
-Feeds: https://links.example.com/feed.xml (RSS), https://links.example.com/atom.xml (Atom)
-Unsubscribe: %%UNSUBSCRIBE_URL%%
+RSS: https://links.example.com/feed.xml
+Atom: https://links.example.com/atom.xml
+Unsubscribe:
+%%SLOT%%
 """
 
 
@@ -82,7 +84,8 @@ def february(project):
 
 def test_the_text_part_is_plain_text_with_links_as_footnotes(february):
     issue, config = february
-    assert render_email(issue, config).text == TEXT_PART
+    email = render_email(issue, config)
+    assert email.text == TEXT_PART.replace("%%SLOT%%", email.slot)  # "-- " is the standard signature delimiter
 
 
 def test_the_html_part_links_every_entry_in_section_order(february):
@@ -96,14 +99,15 @@ def test_the_html_part_links_every_entry_in_section_order(february):
         "https://youtube.com/watch?v=x&t=1",
         "https://links.example.com/feed.xml",
         "https://links.example.com/atom.xml",
-        UNSUBSCRIBE_TOKEN,  # filled in per recipient
+        html_links(html)[-1],
     ]
+    assert SLOT_PATTERN.fullmatch(html_links(html)[-1])  # the unsubscribe slot, filled in per recipient
     sections = [
         html.index(f">{name}</h2>") for name in ("Articles and Blogs", "Papers and Reports", "YouTube and Podcasts")
     ]
     assert sections == sorted(sections)
     assert ">Lost link</p>" in html  # no url: the title without a link
-    assert ">Google DeepMind</p>" in html and ">A short quote worth keeping.</blockquote>" in html
+    assert ">Google DeepMind</p>" in html and ">A short quote worth keeping.</p>" in html
     assert '<li>A guide to <a href="https://cloud.google.com/tpu"' in html and "<em>rooflines</em>" in html
     assert 'href="https://youtube.com/watch?v=x&amp;t=1"' in html
 
@@ -129,30 +133,30 @@ def test_the_pre_send_checks_catch_a_missing_unsubscribe_link_and_a_link_only_in
     write_february(project)
     text = project.root / "templates" / "email.txt"
     text.write_text(
-        text.read_text().replace("Unsubscribe: {{ unsubscribe_url }}", "").replace("  {{ entry.url }}\n", "")
+        text.read_text().replace("Unsubscribe:\n{{ unsubscribe_url }}", "").replace("  {{ entry.url }}\n", "")
     )
     config = project.config()
     issue = load_archive(config).issue(FEBRUARY)
     assert [str(p) for p in email_problems(render_email(issue, config), issue, config)] == [
-        "2025-02 email: the text part has no unsubscribe link (put %%UNSUBSCRIBE_URL%% (the unsubscribe_url variable) in the template)",
+        "2025-02 email: the text part has no unsubscribe link (put the unsubscribe_url variable in the template)",
         "2025-02 email: link https://jax-ml.github.io/scaling-book/ is in the HTML but not in the text part (templates/email.txt should list every link)",
         "2025-02 email: link https://youtube.com/watch?v=x&t=1 is in the HTML but not in the text part (templates/email.txt should list every link)",
+        "2025-02 email: the plain part has no unsubscribe link",  # the sample message read back says so too
     ]  # fmt: skip
 
 
-def test_an_email_over_the_clipping_size_warns_and_fails_the_check(new_project):
+def test_an_email_over_the_limit_with_overflow_refuse_is_whole_and_fails_the_check(new_project):
     settings = site_settings()
-    settings["email"] = {"max_html_bytes": 5000}
+    settings["email"] = {"max_html_bytes": 5000, "overflow": "refuse"}
     project = new_project(settings=settings)
     write_february(project)
     config = project.config()
     issue = load_archive(config).issue(FEBRUARY)
     email = render_email(issue, config)
-    assert len(email.warnings) == 1 and "Gmail clips messages over about 102 KB" in email.warnings[0]
-    [problem] = email_problems(email, issue, config)
-    assert str(problem).startswith(
-        f"2025-02 email: HTML is {len(email.html.encode()):,} bytes, over the 5,000-byte limit"
-    )
+    assert len(email.warnings) == 1 and "will not be sent" in email.warnings[0] and not email.cut
+    [problem] = [p for p in email_problems(email, issue, config) if "max_html_bytes" in str(p)]
+    assert not problem.warning and "over [email] max_html_bytes (5,000)" in str(problem)
+    assert "0 of 3 entries fit" in str(problem)
 
 
 # -- hostile input -----------------------------------------------------------------------------
@@ -184,17 +188,18 @@ def test_hostile_input_is_inert_in_the_email_html(hostile):
     html = render_email(issue, config).html
     assert executable(html) == []
     assert ESCAPED_TITLE in html
-    assert "&lt;iframe src=javascript:alert(4)&gt;&lt;/iframe&gt;</blockquote>" in html
+    assert "&lt;iframe src=javascript:alert(4)&gt;&lt;/iframe&gt;</p>" in html  # the quote: Markdown, raw HTML as text
     assert '>"&gt;&lt;svg onload=alert(3)&gt;</p>' in html  # a quote in text content is harmless
     assert "Raw &lt;b onclick=alert(5)&gt;html&lt;/b&gt; and &lt;script&gt;alert(6)&lt;/script&gt;." in html
-    assert not [h for h in html_links(html) if not h.startswith("https://") and h != UNSUBSCRIBE_TOKEN]
+    assert not [h for h in html_links(html) if not h.startswith("https://") and not SLOT_PATTERN.fullmatch(h)]
     assert 'href="https://example.com/evil?a=1&amp;b=&lt;2&gt;"' in html or 'href="https://example.com/evil?a=1&amp;b=%3C2%3E"' in html  # fmt: skip
 
 
 def test_hostile_input_is_shown_as_written_in_the_text_part_without_links(hostile):
     issue, config = hostile
     text = render_email(issue, config).text
-    assert f"* {HOSTILE['title']} ({HOSTILE['source']})\n  {HOSTILE['url']}\n" in text  # plain text: nothing to escape
+    flat = " ".join(text.split())  # (the title line is wrapped at 76 columns)
+    assert f"* {HOSTILE['title']} ({HOSTILE['source']}) {HOSTILE['url']} " in flat  # plain text: nothing to escape
     assert "[click](javascript:alert(7))" in text  # a script link stays words, never a footnote
     assert "Links\n-----" not in text and "[1]" not in text  # no footnote: every link in it was a script or data URL
 
@@ -240,7 +245,7 @@ def test_the_archive_has_a_page_per_issue_an_index_and_the_stylesheet(project):
 def test_the_article_is_plain_html_with_absolute_links_and_no_mail_markup(february):
     issue, config = february
     article = render_article(issue, config)
-    assert "<table" not in article and "style=" not in article and UNSUBSCRIBE_TOKEN not in article
+    assert "<table" not in article and "style=" not in article and "%%UNSUBSCRIBE_URL" not in article
     assert all(href.startswith("https://") for href in html_links(article))
     assert '<h3><a href="https://jax-ml.github.io/scaling-book/">How to Scale Your Model</a></h3>' in article
 

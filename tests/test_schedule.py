@@ -108,6 +108,7 @@ def messages_by_recipient(smtp_server) -> Counter:
 # -- a due job publishes exactly once --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_due_job_publishes_the_fire_times_month_exactly_once(make_site, services, smtp_server):
     fire = soon(2.5)
     site = make_site(daily_at(fire))
@@ -140,6 +141,7 @@ def test_a_due_job_publishes_the_fire_times_month_exactly_once(make_site, servic
 # -- missed runs and restarts --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_missed_while_down_runs_once_after_a_restart_and_never_again(make_site, services, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     first = soon(2.5)
@@ -195,6 +197,7 @@ def test_a_run_missed_while_down_runs_once_after_a_restart_and_never_again(make_
     assert messages_by_recipient(smtp_server) == Counter({a: 1 for a in readers})
 
 
+@pytest.mark.slow
 def test_a_run_missed_beyond_the_grace_time_is_not_published(make_site, services, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     fire = soon(2)
@@ -226,6 +229,7 @@ def test_a_run_missed_beyond_the_grace_time_is_not_published(make_site, services
 # -- one scheduler per database --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_schedulers_on_one_database_deliver_once_and_hand_over_when_the_lease_expires(
     make_site, services, smtp_server, monkeypatch
 ):
@@ -278,6 +282,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_holder_keeps_the_lease_until_it_expires_then_another_takes_over(make_site, services):
     site = make_site()
     env = {**os.environ, "DIGEST_SECRET_KEY": "test-secret"}
@@ -297,6 +302,7 @@ def test_a_killed_holder_keeps_the_lease_until_it_expires_then_another_takes_ove
     assert survivor.scheduler.get_job(JOB_ID).next_run_time == next_runs(site.config, 1)[0]
 
 
+@pytest.mark.slow
 def test_two_digest_serve_processes_elect_one_scheduler_and_publish_once(make_site, smtp_server):
     fire = soon(4)
     site = make_site(daily_at(fire))
@@ -389,6 +395,7 @@ def test_an_empty_month_is_skipped_and_logged(make_site, smtp_server, caplog):
     assert not (site.root / "output").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_recorded_and_logged_and_the_service_runs_on(make_site, services, smtp_server, caplog):
     caplog.set_level(logging.INFO)
     site = make_site(schedule_table(day="*", hour="*", minute="*", second="*/2"))

@@ -17,6 +17,8 @@ from digest.publish import open_store
 from digest.store import deliveries as ledger
 from digest.store import workers
 
+pytestmark = pytest.mark.slow
+
 CONNECTIONS = 2
 
 

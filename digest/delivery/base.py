@@ -25,6 +25,7 @@ class OutgoingMessage:
     sender: str  # the envelope sender (MAIL FROM)
     message_id: str
     raw: bytes
+    smtputf8: bool = False  # an address is not ASCII: the server must offer SMTPUTF8 (RFC 6531)
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,16 @@ from dataclasses import dataclass, field, replace
 from digest import tokens
 from digest.config import Config
 from digest.delivery import make_adapter
-from digest.delivery.base import SendResult, SendStatus
+from digest.delivery.base import OutgoingMessage, SendResult, SendStatus
 from digest.delivery.message import Composer, Recipient
-from digest.errors import DigestError
+from digest.errors import DigestError, LeaseLost
 from digest.render.email import RenderedEmail
 from digest.store import Store, workers
 from digest.store import deliveries as ledger
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 30.0
-HEARTBEAT_SECONDS = 5.0
+# A sender's lease lasts [delivery] lease_seconds (30 by default); it is renewed every sixth of
+# that, and a sender stops completing messages a tenth of it before the lease could run out.
 PAUSE_AFTER_DEFERRALS = 5  # consecutive temporary failures on one connection before it backs off
 
 
@@ -104,15 +104,20 @@ class Sender:
         self.domain = tokens.sender_domain(config)
         self.batches = itertools.count(1)
         self.stats = RunStats()
+        self.lease = config.delivery.lease_seconds
         self.worker_id = 0
+        self._lease_until = 0.0  # monotonic: no message is completed after this unless the lease is renewed
+        self._lease_lost = False
         self._done = threading.Event()
         self._halt = threading.Event()
         self._error: BaseException | None = None
 
     def __enter__(self) -> Sender:
         workers.reap(self.store)
-        self.worker_id = workers.register(self.store, LEASE_SECONDS)
-        self.ledger = _GroupCommit(self.store, self.policy, self.connections)
+        asked = time.monotonic()
+        self.worker_id = workers.register(self.store, self.lease)
+        self._lease_until = asked + self.lease * 0.9
+        self.ledger = _GroupCommit(self.store, self.policy, self.connections, self.worker_id)
         self._beat = threading.Thread(target=self._heartbeat, name="digest-heartbeat", daemon=True)
         self._beat.start()
         return self
@@ -125,12 +130,16 @@ class Sender:
 
     def _heartbeat(self) -> None:
         last_reap = time.monotonic()
-        while not self._done.wait(HEARTBEAT_SECONDS):
+        while not self._done.wait(self.lease / 6):
             try:
-                if not workers.heartbeat(self.store, self.worker_id, LEASE_SECONDS, self.stats.sent, self.stats.failed):
-                    log.error("this worker's lease was taken over; stopping to avoid double sends")
+                asked = time.monotonic()  # the database's lease runs from no earlier than this
+                if workers.heartbeat(self.store, self.worker_id, self.lease, self.stats.sent, self.stats.failed):
+                    self._lease_until = asked + self.lease * 0.9
+                else:
+                    log.error("worker %d: its lease was taken over; stopping to avoid double sends", self.worker_id)
+                    self._lease_lost = True
                     self.stop.set()  # the lease is gone for good: this Sender must not go on
-                if time.monotonic() - last_reap > LEASE_SECONDS:
+                if time.monotonic() - last_reap > self.lease:
                     workers.reap(self.store)
                     last_reap = time.monotonic()
             except DigestError as exc:  # a locked or unreachable database: keep trying until the lease is gone
@@ -156,6 +165,18 @@ class Sender:
             raise self._error
         return self.stats.snapshot()
 
+    def check_lease(self) -> None:
+        """LeaseLost unless this worker certainly still holds its lease: called right before each
+        message is completed (the final '.'), so a worker paused past its lease (SIGSTOP, a stalled
+        VM, a slow heartbeat) completes nothing once another may have taken its claims over."""
+        if self._lease_lost or time.monotonic() >= self._lease_until:
+            self._lease_lost = True
+            self.stop.set()
+            raise LeaseLost(
+                f"worker {self.worker_id}: its lease ran out (last renewed more than {self.lease * 0.9:.0f} s ago); "
+                "stopping before completing another message"
+            )
+
     def _guarded(self, issue_id: int, issue_key: str, composer: Composer) -> None:
         try:
             self._connection(issue_id, issue_key, composer)
@@ -172,7 +193,11 @@ class Sender:
             while pending:
                 self.ledger.wait(pending.pop())
 
-        settle.ready = lambda: all(f.done() for f in pending)  # type: ignore[attr-defined]  # lets SMTP send body and '.' at once
+        def gate() -> None:  # right before the final '.': the previous outcome recorded, the lease still ours
+            settle()
+            self.check_lease()
+
+        gate.ready = lambda: all(f.done() for f in pending)  # type: ignore[attr-defined]  # lets SMTP send body and '.' at once
 
         with make_adapter(self.config, self.adapter) as transport:
             try:
@@ -193,7 +218,7 @@ class Sender:
                             settle()
                             ledger.release(self.store, self.worker_id, [c.id for c in batch[index:]])
                             return
-                        result, outcome = self._send_one(transport, composer, issue_key, claim, settle)
+                        result, outcome = self._send_one(transport, composer, issue_key, claim, gate)
                         settle()
                         pending.append(self.ledger.submit(outcome))
                         deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
@@ -215,9 +240,14 @@ class Sender:
                 self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)
             ),
         )
-        message = composer.compose(recipient)
-        self.pacer.wait(self._halt)
-        result = transport.send(message, commit)
+        try:
+            message = composer.compose(recipient)
+        except (ValueError, UnicodeError) as exc:  # (the preflight makes this unreachable for config and content)
+            message = OutgoingMessage(claim.email, composer.envelope_sender, recipient.message_id, b"")
+            result = SendResult(message.message_id, SendStatus.REJECTED, f"the message can't be composed: {exc}")
+        else:
+            self.pacer.wait(self._halt)
+            result = transport.send(message, commit)
         final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
         self.stats.count(result, final, claim.unknown_outcome)
         if result.status != SendStatus.SENT:
@@ -235,8 +265,8 @@ class _GroupCommit:
     database round trip carries several messages' outcomes.
     """
 
-    def __init__(self, store: Store, policy: ledger.RetryPolicy, width: int):
-        self.recorder = ledger.Recorder(store, policy)
+    def __init__(self, store: Store, policy: ledger.RetryPolicy, width: int, owner: int):
+        self.recorder = ledger.Recorder(store, policy, owner)
         self.width = width
         self.pending: list[tuple[ledger.Outcome, Future]] = []
         self.demand = 0
@@ -302,24 +332,36 @@ def run_worker(
     on_progress=None,
 ) -> RunStats:
     """`digest worker`: send whatever any issue has queued, until stopped (or, with `once`, until idle)."""
+    from digest.delivery import preflight
     from digest.render.email import RenderedEmail
 
+    refused: dict[int, list[str]] = {}  # issue id -> what its preflight found (checked once per issue)
     with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
         while not stop.is_set():
             work = ledger.issues_with_work(store)
             for issue_id in work:
                 stored = ledger.get_issue(store, issue_id=issue_id)
+                email = RenderedEmail.from_stored(stored.key, stored.subject, stored.html, stored.text)
+                problems = refused.get(issue_id)
+                if problems is None:
+                    problems = refused[issue_id] = [str(p) for p in preflight.problems(email, config)]
+                    for problem in problems:
+                        log.error("worker: %s is not sent: %s", stored.key, problem)
+                if problems:
+                    continue
                 try:
-                    sender.send_issue(
-                        issue_id, stored.key, RenderedEmail(stored.key, stored.subject, stored.html, stored.text)
-                    )
+                    sender.send_issue(issue_id, stored.key, email)
+                except LeaseLost as exc:  # another worker has (or may have) this one's claims: stop for good
+                    log.error("worker: %s", exc)
+                    stop.set()
+                    break
                 except DigestError as exc:  # e.g. the SMTP server is down: give the claims back, try later
                     log.error("worker: sending %s failed: %s; retrying in %.0f s", stored.key, exc, poll * 15)
                     workers.requeue_own(store, sender.worker_id)
                     stop.wait(poll * 15)
                     break
                 ledger.finish_if_done(store, issue_id)
-            if not work:
+            if all(refused.get(issue_id) for issue_id in work):  # nothing queued that may be sent
                 if once:
                     break
                 stop.wait(poll)

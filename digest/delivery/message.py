@@ -10,13 +10,13 @@ import binascii
 import re
 import uuid
 from dataclasses import dataclass
-from email import policy
-from email.utils import formataddr, formatdate
 from urllib.parse import urlsplit
 
 from digest.config import Config
+from digest.delivery import headers
 from digest.delivery.base import OutgoingMessage
-from digest.render.email import UNSUBSCRIBE_TOKEN, RenderedEmail
+from digest.delivery.dkim import DkimSigner, load_signer
+from digest.render.email import RenderedEmail
 
 SOFT_BREAK = b"=\r\n"  # a QP soft line break: joins encoded pieces without adding characters
 DKIM_HEADERS = [
@@ -71,11 +71,11 @@ def room_for_soft_break(encoded: bytes) -> bytes:
 class _Part:
     """One text part, encoded once, with the unsubscribe URL filled in per recipient."""
 
-    def __init__(self, subtype: str, body: str):
+    def __init__(self, subtype: str, body: str, slot: str):
         self.head = (
             f"Content-Type: text/{subtype}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
-        self.pieces = [room_for_soft_break(qp_encode(piece)) for piece in body.split(UNSUBSCRIBE_TOKEN)]
+        self.pieces = [room_for_soft_break(qp_encode(piece)) for piece in body.split(slot)]
 
     def encode(self, url: bytes) -> bytes:
         out = [self.head, self.pieces[0]]
@@ -92,35 +92,33 @@ class Composer:
         self.config = config
         sender = config.sender
         self.envelope_sender = sender.address
+        self.slot = email.slot
         self.boundary = "=_" + uuid.uuid4().hex  # "=_" never occurs in quoted-printable output
-        host = urlsplit(config.site.base_url).hostname or "localhost"
-        list_id = config.delivery.list_id or f"digest.{host}"
         common = [
-            _header("From", formataddr((_clean(sender.name), sender.address), charset="utf-8")),
-            policy.SMTP.fold("Subject", _clean(email.subject)),
-            f"List-Id: {_clean(config.site.title)[:60].replace('<', '').replace('>', '')} <{list_id}>\r\n",
+            headers.mailbox("From", sender.name, sender.address),
+            headers.unstructured("Subject", email.subject),
+            list_id_header(config),
             "MIME-Version: 1.0\r\n",
         ]
         if sender.reply_to:
-            common.append(_header("Reply-To", sender.reply_to))
+            common.append(headers.mailbox("Reply-To", None, sender.reply_to))
         self.common = "".join(common)
         self.mailto = f"mailto:{sender.address}?subject=unsubscribe"
-        self.text = _Part("plain", email.text)
-        self.html = _Part("html", email.html)
+        self.text = _Part("plain", email.text, email.slot)
+        self.html = _Part("html", email.html, email.slot)
         self.signer = _dkim_signer(config)
 
     def compose(self, recipient: Recipient) -> OutgoingMessage:
         url = recipient.unsubscribe_url
         if not re.fullmatch(r"https?://[\x21-\x7e]+", url) or "<" in url or ">" in url:
             raise ValueError(f"unsubscribe URL must be a plain http(s) URL, not {url!r}")
-        to = formataddr((_clean(recipient.name or ""), recipient.address), charset="utf-8")
         head = (
-            f"{self.common}{_header('To', to)}Date: {formatdate(usegmt=True)}\r\n"
+            f"{self.common}{headers.mailbox('To', recipient.name, recipient.address)}{headers.date_now()}"
             f"Message-ID: {recipient.message_id}\r\n"
             f"List-Unsubscribe: <{url}>,\r\n <{self.mailto}>\r\n"
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
             f'Content-Type: multipart/alternative;\r\n boundary="{self.boundary}"\r\n\r\n'
-        ).encode("ascii")
+        ).encode()  # ASCII, but for a non-ASCII mailbox (RFC 6532), sent only over SMTPUTF8
         encoded_url = room_for_soft_break(qp_encode(url).rstrip(b"\r\n"))
         dash = f"--{self.boundary}\r\n".encode()
         raw = b"".join(
@@ -135,37 +133,28 @@ class Composer:
         )
         if self.signer is not None:
             raw = self.signer(raw) + raw
-        return OutgoingMessage(recipient.address, self.envelope_sender, recipient.message_id, raw)
-
-
-def _clean(value: str) -> str:
-    """No control characters in header values: a title can't inject a header."""
-    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", value).split())
-
-
-def _header(name: str, value: str) -> str:
-    return policy.SMTP.fold(name, value)
-
-
-def _dkim_signer(config: Config):
-    """A function raw -> DKIM-Signature header, or None when no key is configured."""
-    if config.dkim is None:
-        return None
-    import dkim
-
-    from digest.errors import DeliveryError
-
-    try:
-        key = config.dkim.key_file.read_bytes()
-    except OSError as exc:
-        raise DeliveryError(
-            f"{config.dkim.key_file}: cannot read the DKIM key: {exc.strerror}", "set [dkim] key_file"
-        ) from None
-    selector, domain = config.dkim.selector.encode(), config.dkim.domain.encode()
-
-    def sign(raw: bytes) -> bytes:
-        return dkim.sign(
-            raw, selector, domain, key, canonicalize=(b"relaxed", b"relaxed"), include_headers=DKIM_HEADERS
+        return OutgoingMessage(
+            recipient.address,
+            self.envelope_sender,
+            recipient.message_id,
+            raw,
+            smtputf8=not (recipient.address.isascii() and self.envelope_sender.isascii()),
         )
 
-    return sign
+
+def list_id_header(config: Config) -> str:
+    """`List-Id: <phrase> <list-id>` (RFC 2919): the site title as the phrase, encoded as needed."""
+    host = urlsplit(config.site.base_url).hostname or "localhost"
+    list_id = config.delivery.list_id or f"digest.{host.encode('idna').decode('ascii')}"
+    shown = headers.phrase(headers.clean(config.site.title)[:60], len("List-Id: "), display_name=False)
+    return f"List-Id: {shown} <{list_id}>\r\n" if shown else f"List-Id: <{list_id}>\r\n"
+
+
+def _dkim_signer(config: Config) -> DkimSigner | None:
+    """raw -> its DKIM-Signature header(s), keys parsed once per Composer; None without [dkim].
+
+    About 1.3x one bare RSA-2048 signature per message (bench/send.py --dkim), where dkimpy took 15x.
+    """
+    if config.dkim is None:
+        return None
+    return load_signer(config.dkim, config.root, DKIM_HEADERS)

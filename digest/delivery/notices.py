@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import html
 import uuid
+from datetime import UTC, datetime
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import format_datetime
 
 from digest.config import Config
+from digest.delivery import headers
 from digest.delivery.base import OutgoingMessage
 
 
 def confirmation(config: Config, address: str, confirm_url: str) -> OutgoingMessage:
     """'Confirm your subscription' with the signed link; nothing else is sent until it is followed."""
     site, sender = config.site, config.sender
-    message = EmailMessage(policy=policy.SMTP)
-    message["From"] = formataddr((sender.name, sender.address))
-    message["To"] = address
-    message["Subject"] = f"Confirm your subscription to {site.title}"
-    message["Date"] = formatdate(usegmt=True)
+    utf8 = not address.isascii()  # a non-ASCII mailbox: RFC 6532 headers, sent over SMTPUTF8
+    message = EmailMessage(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+    message["From"] = Address(display_name=headers.clean(sender.name), addr_spec=sender.address)  # never re-parsed
+    local, _, domain = address.rpartition("@")  # (addr_spec= refuses a non-ASCII local part)
+    message["To"] = Address(username=local, domain=domain) if utf8 else Address(addr_spec=address)
+    message["Subject"] = headers.clean(f"Confirm your subscription to {site.title}")
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = f"<confirm.{uuid.uuid4().hex}@{sender.address.rsplit('@', 1)[1]}>"
     message["Auto-Submitted"] = "auto-generated"
     text = (
@@ -37,4 +42,4 @@ def confirmation(config: Config, address: str, confirm_url: str) -> OutgoingMess
         "</body></html>",
         subtype="html",
     )
-    return OutgoingMessage(address, sender.address, str(message["Message-ID"]), message.as_bytes())
+    return OutgoingMessage(address, sender.address, str(message["Message-ID"]), message.as_bytes(), smtputf8=utf8)

@@ -136,14 +136,23 @@ def _sendmail(client: smtplib.SMTP, message: OutgoingMessage, commit: Callable[[
     With PIPELINING (RFC 2920) MAIL, RCPT and DATA go out in one write: one round trip
     instead of three. Addresses were validated when stored, so smtplib's slow quoting is skipped.
     """
-    envelope = [f"MAIL FROM:<{message.sender}>", f"RCPT TO:<{message.recipient}>", "DATA"]
+    mail_from = f"MAIL FROM:<{message.sender}>"
+    if message.smtputf8:
+        if not (client.does_esmtp and client.has_extn("smtputf8")):
+            raise Rejected(
+                f"the address {message.recipient} is not ASCII and the server does not offer SMTPUTF8 (RFC 6531), "
+                "so it can't be delivered through this server",
+                bounce=False,
+            )
+        mail_from += " SMTPUTF8"
+    envelope = [mail_from, f"RCPT TO:<{message.recipient}>", "DATA"]
     if client.does_esmtp and client.has_extn("pipelining"):
-        client.send("".join(f"{line}\r\n" for line in envelope))
+        client.send("".join(f"{line}\r\n" for line in envelope).encode("utf-8"))
         replies = [client.getreply() for _ in envelope]
     else:
         replies = []
         for line in envelope:
-            client.send(f"{line}\r\n")
+            client.send(f"{line}\r\n".encode())
             replies.append(client.getreply())
             if replies[-1][0] >= 400:
                 break

@@ -1,75 +1,170 @@
-"""Issue -> the email, once per issue: Jinja -> MJML -> HTML -> premailer, plus a text part."""
+"""Issue -> the email, once per issue: Jinja -> MJML -> HTML -> premailer, plus a text part.
+
+A month too long for one email (Gmail clips past about 102 KB of HTML, unsubscribe link
+included) is cut to the entries that fit, followed by the rest's titles under "N more on the
+web" and a link to the issue's page, which always has everything (`[email] overflow = "link"`);
+or it is left whole and refused before sending (`"refuse"`).
+"""
 
 from __future__ import annotations
 
 import logging
+import hashlib
+import re
+import secrets
 from dataclasses import dataclass
 
 from markupsafe import Markup
 
 from digest.collect import Issue
 from digest.config import Config
+from digest.content import SLOT_PREFIX  # content containing it is refused
 from digest.gcpause import stage
 from digest.render import TemplateError, render_template
-from digest.render.text import Footnotes, commentary_text, footnote_list
+from digest.render.text import Footnotes, commentary_text, footnote_list, quote_text, url_line, wrap
 
 log = logging.getLogger(__name__)
 
-UNSUBSCRIBE_TOKEN = "%%UNSUBSCRIBE_URL%%"  # space-free, so premailer and QP leave it whole
+SLOT_PATTERN = re.compile(r"%%UNSUBSCRIBE_URL(?:_[0-9a-f]{32})?%%")  # (the bare form: issues saved before)
+UNSUBSCRIBE_TOKEN = SLOT_PREFIX + "%%"  # legacy name of the slot, kept for stored issues
+
+
+def new_slot() -> str:
+    """A fresh per-render placeholder for the unsubscribe URL: content can't know or write it.
+
+    Space-free, so premailer and quoted-printable leave it whole."""
+    return f"{SLOT_PREFIX}_{secrets.token_hex(16)}%%"
+
+
+def settled_slot(html: str, text: str, slot: str) -> tuple[str, str, str]:
+    """The render's random slot replaced by one derived from the email itself: the same input
+    builds the same bytes, and still nothing but the template's positions holds it."""
+    digest = hashlib.sha256((html.replace(slot, "") + "\0" + text.replace(slot, "")).encode()).hexdigest()
+    final = f"{SLOT_PREFIX}_{digest[:32]}%%"
+    return html.replace(slot, final), text.replace(slot, final), final
 
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """The issue's email before personalisation: `UNSUBSCRIBE_TOKEN` marks the per-recipient slot."""
+    """The issue's email before personalisation: `slot` marks where each reader's unsubscribe URL goes."""
 
     key: str
     subject: str
     html: str
     text: str
+    slot: str = UNSUBSCRIBE_TOKEN
     warnings: tuple[str, ...] = ()
+    total: int = 0  # the issue's entries
+    shown: int = 0  # those shown in full; the rest are listed under "N more on the web"
+    full_bytes: int = 0  # the HTML's size with every entry in full, before any cut
+    fits: int = 0  # how many entries fit in full under the limit
+
+    @property
+    def cut(self) -> bool:
+        return self.shown < self.total
+
+    @classmethod
+    def from_stored(cls, key: str, subject: str, html: str, text: str) -> RenderedEmail:
+        """An email saved by `send`, for workers: its slot is the one placeholder in the HTML."""
+        found = SLOT_PATTERN.search(html)
+        return cls(key, subject, html, text, found.group() if found else UNSUBSCRIBE_TOKEN)
 
 
 @stage
 def render_email(issue: Issue, config: Config) -> RenderedEmail:
-    """Render both parts; warn (not fail) when the HTML would be clipped by Gmail."""
-    context = _context(issue, config)
-    html = inline_css(mjml_to_html(render_template(config.paths.templates, "email.mjml", **context)))
-    text = _render_text(issue, config, context)
+    """Render both parts; cut a month whose final HTML would pass `[email] max_html_bytes`."""
+    slot = new_slot()
+    total = len(issue.entries)
+    html, text = _render(issue, config, slot, total)
+    full = final_html_bytes(html, slot, config)
+    limit = config.email.max_html_bytes
     warnings = []
-    size = len(html.encode("utf-8"))
-    if size > config.email.max_html_bytes:
+    shown = fits = total
+    if full > limit:
+        fits, cut_html, cut_text = _fit(issue, config, slot, limit)
+    if full > limit and config.email.overflow == "link":
+        shown, html, text = fits, cut_html, cut_text
         warnings.append(
-            f"{issue.key}: the email HTML is {size / 1000:.0f} KB; Gmail clips messages over about 102 KB, "
-            "hiding the rest and the unsubscribe link (trim commentary or split the month)"
+            f"{issue.key}: the email with every entry would be {full:,} bytes of HTML, over [email] max_html_bytes "
+            f"({limit:,}); it shows {shown} of {total} entries in full and links the other {total - shown} "
+            "to the web page"
+        )
+    elif full > limit:
+        warnings.append(
+            f"{issue.key}: the email HTML is {full:,} bytes, over [email] max_html_bytes ({limit:,}) and only "
+            f"{fits} of {total} entries fit; Gmail would clip it, hiding the rest and the unsubscribe link, so it "
+            'will not be sent ([email] overflow = "refuse")'
         )
     for warning in warnings:
         log.warning("%s", warning)
-    return RenderedEmail(issue.key, issue.subject, html, text, tuple(warnings))
+    html, text, slot = settled_slot(html, text, slot)
+    return RenderedEmail(issue.key, issue.subject, html, text, slot, tuple(warnings), total, shown, full, fits)
 
 
-def _context(issue: Issue, config: Config) -> dict:
-    return {
+def final_html_bytes(html: str, slot: str, config: Config) -> int:
+    """The HTML's size as the longest personalised message carries it (its lines end in CRLF on the wire)."""
+    from digest.tokens import longest_unsubscribe_url
+
+    crlf = html.count("\n") - html.count("\r\n")
+    return len(html.encode("utf-8")) + crlf + html.count(slot) * (longest_unsubscribe_url(config) - len(slot))
+
+
+def _fit(issue: Issue, config: Config, slot: str, limit: int) -> tuple[int, str, str]:
+    """The most entries, in section order, that fit in full with the rest listed (a binary search)."""
+    low, high = 0, len(issue.entries) - 1  # `low` entries always fit (0 shows only the list)
+    best = _render(issue, config, slot, 0)
+    while low < high:
+        middle = (low + high + 1) // 2
+        html, text = _render(issue, config, slot, middle)
+        if final_html_bytes(html, slot, config) <= limit:
+            low, best = middle, (html, text)
+        else:
+            high = middle - 1
+    if low == 0 and final_html_bytes(best[0], slot, config) > limit:
+        best = _render(issue, config, slot, 0, list_rest=False)  # even the titles don't fit: the link alone
+    return low, *best
+
+
+def _render(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: bool = True) -> tuple[str, str]:
+    entries = issue.entries
+    keep = {id(e) for e in entries[:shown]}
+    sections = [
+        (section.name, [e for e in section.entries if id(e) in keep])
+        for section in issue.sections
+        if any(id(e) in keep for e in section.entries)
+    ]
+    rest = list(entries[shown:])
+    context = {
         "site": config.site,
         "sender": config.sender,
         "issue": issue,
-        "sections": [
-            (section.name, [(entry, Markup(entry.body_html)) for entry in section.entries])
-            for section in issue.sections
-        ],
-        "unsubscribe_url": Markup(UNSUBSCRIBE_TOKEN),
+        "more_count": len(rest),
+        "more": rest if list_rest else [],
+        "unsubscribe_url": Markup(slot),
     }
+    html_sections = [
+        (name, [(e, Markup(e.quote_html), Markup(e.body_html)) for e in chosen]) for name, chosen in sections
+    ]
+    html = inline_css(
+        mjml_to_html(render_template(config.paths.templates, "email.mjml", sections=html_sections, **context))
+    )
+    return html, _render_text(config, context, sections)
 
 
-def _render_text(issue: Issue, config: Config, context: dict) -> str:
+def _render_text(config: Config, context: dict, sections: list) -> str:
     notes = Footnotes()
-    sections = [
-        (section.name, [(entry, commentary_text(entry.body, notes, "  ")) for entry in section.entries])
-        for section in issue.sections
+    text_sections = [
+        (name, [(e, quote_text(e.quote, notes), commentary_text(e.body, notes, "  ")) for e in chosen])
+        for name, chosen in sections
     ]
     text = render_template(
         config.paths.templates,
         "email.txt",
-        **{**context, "sections": sections, "footnotes": footnote_list(notes), "unsubscribe_url": UNSUBSCRIBE_TOKEN},
+        **{**context, "unsubscribe_url": str(context["unsubscribe_url"])},
+        sections=text_sections,
+        footnotes=footnote_list(notes),
+        wrap=wrap,
+        url_line=url_line,
     )
     return text.replace("\r\n", "\n")
 

@@ -24,7 +24,7 @@ class Page:
 @stage
 def render_article(issue: Issue, config: Config) -> str:
     """The issue's content as plain HTML: the archive page's article and the feeds' content."""
-    return render_template(config.paths.templates, "site/_article.html", issue=issue)
+    return render_template(config.paths.templates, "site/_article.html", issue=issue, site=config.site)
 
 
 @stage

@@ -6,9 +6,10 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.content import commentary_tree, flat_paragraphs, link_allowed, shown_flat
+from digest.content import commentary_tree, flat_paragraphs, link_allowed, shown_flat, with_line_breaks
 
-WIDTH = 72
+WIDTH = 72  # commentary, before its two-space indent
+LINE = 76  # no line of the text part is longer, but for a URL that is alone on its line
 INLINE_MARKS = {"em": "_", "strong": "*", "s": "~~"}
 LISTS = ("bullet_list", "ordered_list")
 
@@ -28,7 +29,37 @@ class Footnotes:
 
 
 def footnote_list(notes: Footnotes) -> str:
-    return "\n".join(f"[{n}] {url}" for url, n in notes.numbers.items())
+    return "\n".join(url_line(f"[{n}]", url, "    ") for url, n in notes.numbers.items())
+
+
+def url_line(label: str, url: str, indent: str = "") -> str:
+    """`label url` on one line when it fits in 76 columns; else the URL alone on the next line."""
+    if len(label) + 1 + len(url) <= LINE:
+        return f"{label} {url}"
+    return f"{label}\n{indent}{url}"
+
+
+def wrap(text: str, first: str = "", rest: str = "") -> str:
+    """Prose at 76 columns; a word longer than that (a URL) stands alone on its line, unbroken."""
+    return textwrap.fill(
+        " ".join(text.split()), LINE, initial_indent=first, subsequent_indent=rest,
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
+
+
+def quote_text(quote: str | None, notes: Footnotes) -> str:
+    """A quote (Markdown) as `  > ` lines, its paragraphs and line breaks kept."""
+    if not quote:
+        return ""
+    writer = _Writer(notes)
+    writer.quote = 1
+    if shown_flat(quote):
+        writer.out = [(False, textwrap.fill(p, WIDTH - 2, initial_indent="> ", subsequent_indent="> "))
+                      for p in flat_paragraphs(quote)]  # fmt: skip
+    else:
+        writer.blocks(commentary_tree(with_line_breaks(quote)).children)
+    lines = writer.text().split("\n")
+    return "\n".join("  " + (line if line.strip() else ">") for line in lines)
 
 
 def commentary_text(body: str, notes: Footnotes, indent: str = "") -> str:
@@ -147,7 +178,7 @@ def _inline(nodes: list[Any], notes: Footnotes) -> str:
         node, closing = stack.pop()
         name, meta = node.name, node.meta
         if closing:
-            if name in ("link", "linkify", "autolink"):
+            if name in ("link", "linkify", "autolink", "image"):
                 url = str(meta.get("url", ""))
                 start = meta.get("_start", 0)
                 if url and "".join(out[start:]) != url and link_allowed(url):
@@ -165,10 +196,11 @@ def _inline(nodes: list[Any], notes: Footnotes) -> str:
             out.append("\n")
         elif name == "image" and not node.children:
             out.append("image")
+            stack.append((_Marked(node, {**meta, "_start": len(out)}), True))
         else:
             if name in INLINE_MARKS:
                 out.append(INLINE_MARKS[name])
-            if name in ("link", "linkify", "autolink"):  # (an image's children are its alt text)
+            if name in ("link", "linkify", "autolink", "image"):  # (an image's children are its alt text)
                 meta = dict(meta)
                 meta["_start"] = len(out)
                 node = _Marked(node, meta)

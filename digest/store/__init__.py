@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from digest.errors import StoreError
 
@@ -73,11 +73,21 @@ class Store:
         try:
             yield
         except OperationalError as exc:
-            raise StoreError(f"database {self.safe_url}: {_reason(exc)}") from exc
+            raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
         except SQLAlchemyError as exc:
             if isinstance(exc.__cause__, StoreError):
                 raise exc.__cause__ from None
-            raise
+            if type(exc) is DatabaseError:  # SQLite's "not a database", "disk image is malformed"
+                raise StoreError(f"database {self.where}: {_reason(exc)}") from exc
+            raise  # IntegrityError and the like: callers handle them
+
+    @property
+    def where(self) -> str:
+        """The database for an error message: a SQLite file's path, else the URL without its password."""
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            return database
+        return self.safe_url
 
     @property
     def safe_url(self) -> str:
@@ -98,10 +108,15 @@ def insert_or(store: Store, table: Table) -> Any:
     return insert(table)
 
 
-def _reason(exc: OperationalError) -> str:
-    message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+def _reason(exc: DatabaseError) -> str:
+    message = (str(exc.orig).strip().splitlines() or [""])[0] if exc.orig else str(exc)
     if "locked" in message:
         return f"{message} (another digest process holds a write lock; try again, or raise busy timeouts)"
+    if "not a database" in message or "malformed" in message:
+        return (
+            f"{message} (the file is damaged or is not a SQLite database: restore it from a backup, "
+            "or move it aside and digest starts an empty one)"
+        )
     return message
 
 
@@ -142,12 +157,26 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def open_store(url: str) -> Store:
     """Connect and bring the schema up to date (created on first use)."""
-    store = Store(url)
+    try:
+        store = Store(url)
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        # the message would repeat the URL, and with it any password
+        raise StoreError(
+            "the database URL ([store] url or DIGEST_DATABASE_URL) is not one digest can use: "
+            "write sqlite:///path/to/file.sqlite or postgresql://user@host/database"
+        ) from None
+    except OSError as exc:
+        raise StoreError(
+            f"database {url.split(':///', 1)[-1]}: can't create its folder: {exc.strerror or exc}"
+        ) from None
     try:
         upgrade(store)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         store.close()
-        raise StoreError(f"database {store.safe_url}: {_reason(exc)}") from None
+        raise StoreError(f"database {store.where}: {_reason(exc)}") from None
+    except OSError as exc:  # the migration lock file beside a SQLite database
+        store.close()
+        raise StoreError(f"database {store.where}: {exc.strerror or exc} ({exc.filename or 'its folder'})") from None
     return store
 
 

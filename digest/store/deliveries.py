@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
 
+from digest.errors import LeaseLost
 from digest.store import DeliveryStatus, Store, StoreError, SubscriberStatus, insert_or
 from digest.store.schema import deliveries, issues, subscribers, utcnow
 
@@ -195,7 +196,10 @@ def claim(store: Store, issue_id: int, worker_id: int, batch: int, limit: int) -
 
 
 def _outcome_update(**values: object):
-    """A prebuilt UPDATE for one kind of outcome: built once, so SQLAlchemy compiles it once."""
+    """A prebuilt UPDATE for one kind of outcome: built once, so SQLAlchemy compiles it once.
+
+    Fenced: it changes the row only while the claim is still this worker's, so a worker whose
+    lease was taken over can't overwrite what the new owner records."""
     common = {
         "attempts": bindparam("attempts"),
         "message_id": bindparam("message_id"),
@@ -203,7 +207,15 @@ def _outcome_update(**values: object):
         "claim_batch": None,
         "updated_at": bindparam("now"),
     }
-    return update(deliveries).where(deliveries.c.id == bindparam("d_id")).values(**common, **values)
+    return (
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam("d_id"),
+            deliveries.c.claimed_by == bindparam("owner"),
+            deliveries.c.status == DeliveryStatus.SENDING.value,
+        )
+        .values(**common, **values)
+    )
 
 
 _SENT = _outcome_update(
@@ -240,39 +252,50 @@ class Recorder:
     on the driver costs ~10 us on SQLite. One Recorder per sending thread.
     """
 
-    def __init__(self, store: Store, policy: RetryPolicy):
+    def __init__(self, store: Store, policy: RetryPolicy, owner: int):
         self.store = store
         self.policy = policy
+        self.owner = owner  # the worker whose claims these outcomes settle
         self.raw = store.engine.raw_connection()
         self.sqlite = store.dialect == "sqlite"
         dialect = store.engine.dialect
         self.statements = {name: _Prepared(statement, dialect) for name, statement in _STATEMENTS.items()}
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes in one transaction: sent, retry later, or failed (and count hard bounces)."""
-        batches = _split(outcomes, self.policy)
-        cursor = self.raw.cursor()
+        """Write outcomes in one transaction: sent, retry later, or failed (and count hard bounces).
+
+        LeaseLost when some claim was no longer this worker's: its lease was taken over, and the
+        new owner's record stands."""
+        batches = _split(outcomes, self.policy, self.owner)
+        cursors = {name: self.raw.cursor() for name, rows in batches.items() if rows}
         try:
             if self.sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-                self._execute(cursor, batches)
-                cursor.execute("COMMIT")
+                cursors[next(iter(cursors))].execute("BEGIN IMMEDIATE")
+                self._execute(cursors, batches)
+                self.raw.driver_connection.execute("COMMIT")
             else:  # pipeline mode: the statements and the commit cross the network in one round trip
                 with self.raw.driver_connection.pipeline():
-                    self._execute(cursor, batches)
+                    self._execute(cursors, batches)
                     self.raw.driver_connection.commit()
             self.store.round_trips += 1  # one flush: statements and commit in one go
+            # each kind's executemany sums its rows (psycopg: once the pipeline has synced)
+            changed = sum(cursor.rowcount for name, cursor in cursors.items() if name != "bounced")
         except Exception as exc:
             self._rollback()
             raise StoreError(f"database {self.store.safe_url}: recording delivery outcomes failed: {exc}") from exc
         finally:
-            cursor.close()
+            for cursor in cursors.values():
+                cursor.close()
+        if changed < len(outcomes):
+            raise LeaseLost(
+                f"worker {self.owner}: {len(outcomes) - changed} of {len(outcomes)} claims were taken over by another "
+                "worker (this one's lease expired); their outcomes are left to it"
+            )
 
-    def _execute(self, cursor, batches: dict[str, list[dict]]) -> None:
-        for name, rows in batches.items():
-            if rows:
-                prepared = self.statements[name]
-                cursor.executemany(prepared.sql, [prepared.params(row) for row in rows])
+    def _execute(self, cursors: dict, batches: dict[str, list[dict]]) -> None:
+        for name, cursor in cursors.items():
+            prepared = self.statements[name]
+            cursor.executemany(prepared.sql, [prepared.params(row) for row in batches[name]])
 
     def _rollback(self) -> None:
         try:
@@ -301,7 +324,7 @@ class _Prepared:
         return [full[name] for name in self.order] if self.order else full
 
 
-def _split(outcomes: Sequence[Outcome], policy: RetryPolicy) -> dict[str, list[dict]]:
+def _split(outcomes: Sequence[Outcome], policy: RetryPolicy, owner: int) -> dict[str, list[dict]]:
     now = utcnow().replace(tzinfo=None)  # the drivers get naive UTC, as UTCDateTime stores it
     batches: dict[str, list[dict]] = {"sent": [], "later": [], "failed": [], "bounced": []}
     for o in outcomes:
@@ -312,6 +335,7 @@ def _split(outcomes: Sequence[Outcome], policy: RetryPolicy) -> dict[str, list[d
             "message_id": o.message_id,
             "error": o.detail[:1000] or None,
             "now": now,
+            "owner": owner,
         }
         if o.status == "sent":
             batches["sent"].append(row)
@@ -328,15 +352,6 @@ def _split(outcomes: Sequence[Outcome], policy: RetryPolicy) -> dict[str, list[d
 
 
 _STATEMENTS = {"sent": _SENT, "later": _LATER, "failed": _FAILED, "bounced": _BOUNCED}
-
-
-def record(store: Store, outcomes: Sequence[Outcome], policy: RetryPolicy) -> None:
-    """Record outcomes once, outside a send loop (tests, tools)."""
-    recorder = Recorder(store, policy)
-    try:
-        recorder.record(outcomes)
-    finally:
-        recorder.close()
 
 
 def release(store: Store, worker_id: int, ids: Sequence[int]) -> None:

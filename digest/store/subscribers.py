@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from sqlalchemy import func, insert, select, update
 
+from digest.addresses import InvalidAddress, normalise  # noqa: F401 - the web form and CLI use them from here
 from digest.errors import DigestError
 from digest.store import Store, SubscriberStatus
+from digest.store.csvfile import CsvRow, neutralise, read_rows
 from digest.store.schema import subscribers, utcnow
 
 LEFT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
-
-
-class InvalidAddress(DigestError):
-    """An address that is not a syntactically valid email address."""
 
 
 class CsvError(DigestError):
@@ -36,19 +35,6 @@ class Subscriber:
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     hard_bounces: int = 0
-
-
-def normalise(address: str) -> str:
-    """The canonical form of `address` (syntax only, no DNS); InvalidAddress says why not."""
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise InvalidAddress(f"{address.strip()!r} is not a valid email address: {exc}") from None
-    # one row per mailbox, whatever the capitals; an IDN domain in its ASCII (punycode) form, which
-    # every SMTP server accepts without SMTPUTF8
-    return (result.ascii_email or result.normalized).lower()
 
 
 def _row(row: object) -> Subscriber:
@@ -144,46 +130,78 @@ def counts(store: Store) -> dict[str, int]:
 class ImportResult:
     added: int
     existing: int
-    rejected: tuple[tuple[int, str], ...]  # (line number, why)
+    rejected: int  # rows reported through `on_reject`
 
 
-def import_csv(store: Store, data: str, status: SubscriberStatus = SubscriberStatus.ACTIVE) -> ImportResult:
-    """A header row with an `email` column (and optionally `name`); bad rows are reported, the rest imported.
+IMPORT_BATCH = 500  # rows per insert transaction: memory stays flat however long the file
+
+
+def import_csv(
+    store: Store,
+    source: BinaryIO | str,
+    status: SubscriberStatus = SubscriberStatus.ACTIVE,
+    on_reject: Callable[[int, str], None] | None = None,
+) -> ImportResult:
+    """A header row with an `email` column (and optionally `name`); each bad row goes to
+    `on_reject(line, why)` as it is read, every good one is imported, a batch at a time.
 
     Existing addresses are left exactly as they are, so re-importing never re-activates
     someone who unsubscribed or bounced.
     """
-    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
-    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-    if "email" not in columns:
-        raise CsvError(
-            f"line 1: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})"
-        )
-    rows: dict[str, str | None] = {}
-    rejected: list[tuple[int, str]] = []
-    for record in reader:
-        line = reader.line_num
-        raw = (record.get(columns["email"]) or "").strip()
-        try:
-            email = normalise(raw) if raw else None
-        except InvalidAddress as exc:
-            rejected.append((line, str(exc)))
+    rows = read_rows(io.BytesIO(source.encode()) if isinstance(source, str) else source)
+    email_at, name_at = _header(next(rows, None))
+    first_line: dict[str, int] = {}  # address -> the line it was first on: duplicates name it
+    batch: dict[str, str | None] = {}
+    added = rejected = 0
+    for row in rows:
+        email, why = _address(row, email_at, first_line)
+        if why:
+            rejected += 1
+            if on_reject:
+                on_reject(row.line, why)
             continue
-        if email is None:
-            rejected.append((line, "empty email"))
-            continue
-        name = record.get(columns["name"]) if "name" in columns else None
-        rows.setdefault(email, _clean_name(name))
-    added = _insert_new(store, rows, status)
-    return ImportResult(added, len(rows) - added, tuple(rejected))
+        first_line[email] = row.line
+        batch[email] = _clean_name(row.cells[name_at]) if name_at is not None and name_at < len(row.cells) else None
+        if len(batch) >= IMPORT_BATCH:
+            added += _insert_new(store, batch, status)
+            batch.clear()
+    added += _insert_new(store, batch, status)
+    return ImportResult(added, len(first_line) - added, rejected)
+
+
+def _header(row: CsvRow | None) -> tuple[int, int | None]:
+    """The positions of the `email` and `name` columns; CsvError if there is no email column."""
+    if row is not None and row.error:
+        raise CsvError(f"line {row.line}: the header row can't be read: {row.error}")
+    names = [cell.strip().lower() for cell in row.cells] if row else []
+    if "email" not in names:
+        found = ", ".join(cell for cell in (row.cells if row else ()) if cell) or "nothing"
+        raise CsvError(f"line {row.line if row else 1}: no 'email' column in the header (found: {found[:200]})")
+    return names.index("email"), names.index("name") if "name" in names else None
+
+
+def _address(row: CsvRow, email_at: int, first_line: dict[str, int]) -> tuple[str, str]:
+    """(normalised address, "") for a good row, or ("", why not)."""
+    if row.error:
+        return "", row.error
+    raw = row.cells[email_at].strip() if email_at < len(row.cells) else ""
+    if not raw:
+        return "", "empty email"
+    try:
+        email = normalise(raw)
+    except InvalidAddress as exc:
+        return "", str(exc)
+    if email in first_line:
+        return "", f"{email} is already on line {first_line[email]}"
+    return email, ""
 
 
 def _insert_new(store: Store, rows: dict[str, str | None], status: SubscriberStatus) -> int:
     added = 0
     emails = list(rows)
     now = utcnow()
-    for start in range(0, len(emails), 500):
-        chunk = emails[start : start + 500]
+    for start in range(0, len(emails), IMPORT_BATCH):
+        chunk = emails[start : start + IMPORT_BATCH]
         with store.write() as conn:
             known = set(conn.execute(select(subscribers.c.email).where(subscribers.c.email.in_(chunk))).scalars())
             new = [
@@ -198,7 +216,8 @@ def _insert_new(store: Store, rows: dict[str, str | None], status: SubscriberSta
 
 
 def export_csv(store: Store, status: SubscriberStatus | None = None) -> Iterator[str]:
-    """CSV lines (header first) that `import_csv` reads back."""
+    """CSV lines (header first) that `import_csv` reads back. Anyone can sign up as
+    `=1+1@example.com`, so every cell a spreadsheet would run as a formula starts with `'`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at"])
@@ -206,16 +225,8 @@ def export_csv(store: Store, status: SubscriberStatus | None = None) -> Iterator
     for sub in iterate(store, status):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(
-            [
-                sub.email,
-                sub.name or "",
-                sub.status,
-                _iso(sub.created_at),
-                _iso(sub.confirmed_at),
-                _iso(sub.unsubscribed_at),
-            ]
-        )
+        cells = [sub.email, sub.name or "", sub.status, _iso(sub.created_at)]
+        writer.writerow([neutralise(cell) for cell in cells + [_iso(sub.confirmed_at), _iso(sub.unsubscribed_at)]])
         yield buffer.getvalue()
 
 

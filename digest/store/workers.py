@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -17,12 +18,16 @@ from digest.store.schema import deliveries, utcnow, workers
 
 @cache
 def _identity() -> tuple[str, str]:
+    """(host name, kernel boot id and PID namespace): two processes are on "this machine", where a pid
+    can be checked, only when all three match. Containers share the host's kernel boot id and may
+    share a host name, but each has its own PID namespace; without /proc nothing is local."""
     host = socket.gethostname()
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
-        boot = "unknown"
-    return host, boot
+        return host, f"unknown:{uuid.uuid4().hex}"  # never matches another process: wait for the lease
+    return host, f"{boot}:{namespace}"
 
 
 def process_start(pid: int) -> str:

@@ -20,7 +20,7 @@ from digest import tokens
 from digest.config import Config
 from digest.render import render_template
 from digest.web import admin, pages
-from digest.web.security import HEADERS, BodyLimit, RateLimiter, SecurityHeaders
+from digest.web.security import HEADERS, BodyLimit, CanonicalHost, RateLimiter, SecurityHeaders
 
 log = logging.getLogger(__name__)
 ADMIN_TOKEN_ENV = "DIGEST_ADMIN_TOKEN"
@@ -39,6 +39,7 @@ class State:
         window = config.web.subscribe_window_minutes * 60
         self.by_address = RateLimiter(config.web.subscribe_limit, window)
         self.by_client = RateLimiter(config.web.subscribe_ip_limit, window)
+        self.proxies = config.web.proxy_networks
         self.stop = threading.Event()  # set on shutdown: background sends stop gracefully
         self.site_dir = config.paths.output / "site"
 
@@ -121,7 +122,11 @@ def create_app(config: Config, scheduler: object | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=config.web.max_body_bytes)],
+        middleware=[
+            Middleware(CanonicalHost, base_url=config.site.base_url),
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, limit=config.web.max_body_bytes),
+        ],
         exception_handlers={HTTPException: _http_error, 500: _server_error},
         lifespan=lifespan,
     )

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from digest.errors import ContentError, DigestError, NothingToDo
+from digest.errors import ContentError, DigestError, NothingToDo, SendRefused
 
 
 def _authorised(request: Request) -> Response | None:
@@ -53,20 +53,36 @@ async def _month(request: Request) -> date | None:
         body = await request.json()
         if not isinstance(body, dict) or set(body) - {"month"}:
             raise ValueError(f"unexpected JSON body: {MONTH_HINT}")
+        if not isinstance(body.get("month", ""), str):  # null, 202502, [..], true: never "the latest" by accident
+            raise ValueError(f"month must be a string YYYY-MM, not {_json_kind(body['month'])}")
         value = body.get("month")
     elif value is None and content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         if set(form.keys()) - {"month"}:
             raise ValueError(f"unexpected form fields: {MONTH_HINT}")
         value = form.get("month")
+        if not isinstance(value, str | None):  # an uploaded file
+            raise ValueError(f"month must be a plain field YYYY-MM: {MONTH_HINT}")
     elif value is None and await request.body():
         raise ValueError(f"unexpected {content_type or 'untyped'} body: {MONTH_HINT}")
     if value in (None, ""):
         return None
-    match = re.fullmatch(r"(\d{4})-(\d{2})", str(value))
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", str(value))  # ASCII digits: \d would take "２０２５" too
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise ValueError(f"month {str(value)[:20]!r} is not YYYY-MM")
     return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
+    return kinds.get(type(value), type(value).__name__)
 
 
 async def send(request: Request) -> Response:
@@ -85,6 +101,14 @@ async def send(request: Request) -> Response:
     except ContentError as exc:
         return JSONResponse(
             {"error": "content is invalid; nothing was sent", "problems": [str(p) for p in exc.problems]},
+            status_code=409,
+        )
+    except SendRefused as exc:
+        return JSONResponse(
+            {
+                "error": "this email can't be sent as it is; nothing was queued",
+                "problems": [str(p) for p in exc.problems],
+            },
             status_code=409,
         )
     except NothingToDo as exc:

@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from digest import tokens
 from digest.render.site import render_index
-from digest.web.security import CSRF_COOKIE, BodyTooLarge, csrf_ok, csrf_token, new_csrf_cookie
+from digest.web.security import CSRF_COOKIE, BodyTooLarge, client_address, csrf_ok, csrf_token, new_csrf_cookie
 
 log = logging.getLogger(__name__)
 CHECK_INBOX = (
@@ -104,7 +104,8 @@ async def subscribe(request: Request) -> Response:
             request, raw_email, "That doesn't look like an email address. Please check it and try again.", "error"
         )
         return _with_cookie(_page(request, 400, "Please check the address", form=form), request, cookie)
-    client = request.client.host if request.client else "unknown"
+    peer = request.client.host if request.client else None
+    client = client_address(peer, request.headers.getlist("x-forwarded-for"), state.proxies)
     if not state.by_client.allow(client) or not state.by_address.allow(address):
         wait = max(state.by_client.retry_after(client), state.by_address.retry_after(address))
         response = _page(request, 429, "Too many attempts", "Please wait a while before trying again.")

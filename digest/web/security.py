@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +50,53 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class CanonicalHost:
+    """Every URL the app builds (Starlette's directory redirects, `request.url`) gets the scheme
+    and host of `[site] base_url`: a request's Host header is the client's to choose, so a
+    redirect built from it could send a visitor anywhere."""
+
+    def __init__(self, app: ASGIApp, base_url: str):
+        self.app = app
+        parts = urlsplit(base_url)
+        self.scheme = parts.scheme
+        self.host = parts.netloc.encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(name, value) for name, value in scope.get("headers", []) if name != b"host"]
+            scope = {**scope, "scheme": self.scheme, "headers": [(b"host", self.host), *headers]}
+        await self.app(scope, receive, send)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_FORWARDED_HOPS = 32  # a longer X-Forwarded-For is the client's padding; only the right end matters
+
+
+def client_address(peer: str | None, forwarded: Sequence[str], proxies: Sequence[Network]) -> str:
+    """Who is asking, for the rate limits: the socket's peer, unless that peer is one of
+    `[web] trusted_proxies`; then the right-most X-Forwarded-For hop that is not a trusted proxy
+    (every hop left of it was written by the client, and can be anything)."""
+    if peer is None:
+        return "unknown"
+    if not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for value in forwarded for hop in value.split(",")][-MAX_FORWARDED_HOPS:]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop[:64] or peer
+    return peer  # every hop is a proxy of ours: the request started inside
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    if not proxies:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
 
 
 class BodyLimit:
