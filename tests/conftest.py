@@ -208,3 +208,9 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/golden/ from the current output (review the diff)"
+    )
