@@ -119,6 +119,25 @@ def child(root: Path, ed25519_only: bool = False) -> None:
     if ed25519_only:  # [dkim] always has the RSA key; drop it here to time Ed25519 alone
         signer_with_rsa = message._dkim_signer
         message._dkim_signer = lambda config: type(s := signer_with_rsa(config))(s.domain, s.keys[1:], s.headers)
+    signing = {"calls": 0, "cpu": 0.0, "wall": 0.0}  # the signer's own cost inside the real send
+    untimed = message._dkim_signer
+
+    def timed_signer(config):
+        signer = untimed(config)
+        if signer is None:
+            return None
+
+        def sign(raw: bytes) -> bytes:
+            cpu, wall = time.thread_time(), time.perf_counter()  # this thread's CPU: not another's, not waits
+            header = signer(raw)
+            signing["cpu"] += time.thread_time() - cpu
+            signing["wall"] += time.perf_counter() - wall
+            signing["calls"] += 1
+            return header
+
+        return sign
+
+    message._dkim_signer = timed_signer
     config = load_config(root / "digest.toml")
     rendered = publish.render(config)
     url = "https://links.example.com/unsubscribe/x"
@@ -134,7 +153,9 @@ def child(root: Path, ed25519_only: bool = False) -> None:
     print(json.dumps({"sent": report.stats.sent, "seconds": elapsed, "peak_rss_mb": usage.ru_maxrss / 1024,
                       "cpu_seconds": usage.ru_utime + usage.ru_stime, "send_cpu_seconds": send_cpu,
                       "failed": report.stats.failed, "signatures": signatures,
-                      "machine_busy_percent": round(100 * busy / max(total, 1))}))  # fmt: skip
+                      "machine_busy_percent": round(100 * busy / max(total, 1)),
+                      "signer_cpu_ms": signing["cpu"] / max(signing["calls"], 1) * 1e3,
+                      "signer_wall_ms": signing["wall"] / max(signing["calls"], 1) * 1e3}))  # fmt: skip
 
 
 def digest_send(
@@ -151,15 +172,12 @@ def digest_send(
         capture_output=True,
     )
     sink_before = cpu_seconds(sink.process.pid)
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", str(root), *child_args],
-        cwd=root,
-        env=ENV,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(root), *child_args], cwd=root, env=ENV, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the send in {root} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["sent"] == subscribers and result["failed"] == 0, result
     result.update(sink=sink.kind, subscribers=subscribers, connections=connections, rate=subscribers / result["seconds"],
                   sink_cpu_seconds=cpu_seconds(sink.process.pid) - sink_before)  # fmt: skip
@@ -369,7 +387,6 @@ def signing_parallelism(count: int = 1500) -> dict:
 def compose_costs(base: Path, tables: dict[str, str], modes: list[str], count: int = 2000) -> dict[str, float]:
     """ms per Composer.compose in this process, unsigned and per mode, next to a bare RSA-2048 signature
     timed in between: the signing overhead without the network, the sink or the store."""
-    import statistics
 
     sys.path.insert(0, str(REPO))
     from digest import publish
@@ -387,14 +404,14 @@ def compose_costs(base: Path, tables: dict[str, str], modes: list[str], count: i
     url = "https://links.example.com/unsubscribe/" + "x" * 60
     recipients = [Recipient(f"reader{n}@example.com", f"<{n}@links.example.com>", url) for n in range(count)]
     times: dict[str, list[float]] = {mode: [] for mode in ["bare", *composers]}
-    for _ in range(5):  # interleaved rounds, medians: load on the machine hits every mode alike
+    for _ in range(5):  # interleaved rounds: load on the machine hits every mode alike
         times["bare"].append(bare_signatures(batches=1, number=count)["rsa_ms"])
         for mode, composer in composers.items():
             started = time.perf_counter()
             for recipient in recipients:
                 composer.compose(recipient)
             times[mode].append((time.perf_counter() - started) / count * 1e3)
-    return {mode: statistics.median(values) for mode, values in times.items()}
+    return {mode: min(values) for mode, values in times.items()}  # other load only ever adds time
 
 
 def dkim_bench(modes: list[str], subscribers: int, repeat: int) -> None:
@@ -437,15 +454,20 @@ def report_dkim(
 ) -> None:
     import statistics
 
-    rsa_ms = statistics.median([b["rsa_ms"] for b in bare])
+    # the fastest of the repeats throughout: other load on a shared machine only ever adds time
+    rsa_ms = min(b["rsa_min_ms"] for b in bare)
     ed_ms = statistics.median([b["ed25519_ms"] for b in bare])
 
     def median(connections: int, mode: str, key: str) -> float:
         return statistics.median(r[key] for r in runs if r["connections"] == connections and r["dkim"] == mode)
 
-    print(f"\n{subscribers:,} subscribers, raw-socket sink; medians of {len(runs) // (2 * (len(modes) + 1))} runs each")
-    print(f"one bare signature with cryptography: RSA-2048 {rsa_ms:.3f} ms (start / end of the run: "
-          f"{' / '.join(format(b['rsa_ms'], '.3f') for b in bare)}), Ed25519 {ed_ms:.3f} ms")  # fmt: skip
+    def fastest(connections: int, mode: str, key: str) -> float:
+        return min(r[key] for r in runs if r["connections"] == connections and r["dkim"] == mode)
+
+    repeats = len(runs) // (2 * (len(modes) + 1))
+    print(f"\n{subscribers:,} subscribers, raw-socket sink; seconds and send CPU: the fastest of {repeats} runs each")
+    print(f"one bare signature with cryptography: RSA-2048 {rsa_ms:.3f} ms (fastest batch; batch medians at the start / "
+          f"end of the run: {' / '.join(format(b['rsa_ms'], '.3f') for b in bare)}), Ed25519 {ed_ms:.3f} ms")  # fmt: skip
     print(f"Composer.compose in-process: unsigned {compose['none']:.3f} ms/message; bare RSA-2048 beside it "
           f"{compose['bare']:.3f} ms; signing adds "
           + ", ".join(f"{m} {compose[m] - compose['none']:.3f} ms = {(compose[m] - compose['none']) / compose['bare']:.2f}x"
@@ -454,9 +476,9 @@ def report_dkim(
           f"{'+ms/msg':>8} {'x bare RSA':>10} {'+CPU s':>7} {'+wall s':>7} {'overlap':>7}")  # fmt: skip
     summary, checks = [], []
     for connections in (1, 4):
-        base_s, base_cpu = median(connections, "none", "seconds"), median(connections, "none", "send_cpu_seconds")
+        base_s, base_cpu = fastest(connections, "none", "seconds"), fastest(connections, "none", "send_cpu_seconds")
         for mode in ["none", *modes]:
-            secs, cpu = median(connections, mode, "seconds"), median(connections, mode, "send_cpu_seconds")
+            secs, cpu = fastest(connections, mode, "seconds"), fastest(connections, mode, "send_cpu_seconds")
             sink, busy = (
                 median(connections, mode, "sink_cpu_seconds"),
                 median(connections, mode, "machine_busy_percent"),
@@ -478,6 +500,15 @@ def report_dkim(
             if mode in ("rsa", "both"):
                 checks.append((f"{mode}, {connections} connection(s): signing adds <= 1.5x one bare RSA-2048 signature "
                                f"per message ({extra_ms / rsa_ms:.2f}x)", extra_ms <= 1.5 * rsa_ms))  # fmt: skip
+    for connections in (1, 4):
+        costs = ", ".join(
+            f"{mode} {median(connections, mode, 'signer_cpu_ms'):.3f} ms CPU = "
+            f"{median(connections, mode, 'signer_cpu_ms') / rsa_ms:.2f}x ({median(connections, mode, 'signer_wall_ms'):.3f} ms wall)"
+            for mode in modes
+        )
+        print(
+            f"the signer's own time per message inside the send, {connections} connection(s) (median of runs): {costs}"
+        )
     gil = parallel["gil_probe"]
     print(f"GIL probe (share of 2 s a thread spent in the call beside a pure-Python loop, 1 s switch interval): "
           f"RSA sign {gil['rsa_sign']:.1%}, time.sleep (lets go) {gil['sleep_releases_gil']:.1%}, pow() (keeps it) "

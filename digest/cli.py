@@ -230,18 +230,25 @@ def import_(obj: Context, files: tuple[Path, ...]) -> None:
 
 @cli.command()
 @click.option("--month", type=MONTH, help="Default: the latest month with entries.")
+@click.option("--all", "full", is_flag=True, help="Render every page again, not only what changed.")
 @pass_ctx
-def build(obj: Context, month: date | None) -> None:
+def build(obj: Context, month: date | None, full: bool) -> None:
     """Write the email (HTML and text), the feeds and the web archive into the output folder.
+
+    \b
+    Only what changed since the last build is rendered: the month asked for, the
+    months whose entries, templates or configuration changed, the index and the
+    feeds; the rest is reused (var/cache/render/). --all renders everything.
 
     \b
     Examples:
       digest build
       digest build --month 2024-12
+      digest build --all
     """
     from digest import publish
 
-    _print_build(publish.build(obj.config, month))
+    _print_build(publish.build(obj.config, month, full=full))
 
 
 def _print_build(rendered: Any) -> None:
@@ -254,7 +261,7 @@ def _print_build(rendered: Any) -> None:
     )
 
 
-ADAPTER = click.Choice(["outbox", "console", "smtp"])
+ADAPTER = click.Choice(["outbox", "console", "smtp", "postmark", "ses", "mailgun"])
 
 
 @cli.command()
@@ -335,7 +342,9 @@ def _send_to_subscribers(config: Any, rendered: Any, **options: Any) -> None:
         )
         return
     with stop_on_signals() as stop, SendProgress(rendered.issue.key) as progress:
-        report = publish.send(config, rendered, stop=stop, on_progress=progress.update, **options)
+        report = publish.send(
+            config, rendered, stop=stop, on_progress=progress.update, on_total=progress.set_total, **options
+        )
     if report.queued_only:
         echo(
             f"{report.issue_key}: queued for {report.after['queued']} subscriber(s); "
@@ -401,6 +410,43 @@ def status(obj: Context, month: date | None) -> None:
 
 
 @cli.command()
+@click.option("--maildir", type=click.Path(path_type=Path), help="A Maildir folder. Default: [bounces] maildir.")
+@click.option("--imap", is_flag=True, help="The [imap] mailbox (password from DIGEST_IMAP_PASSWORD).")
+@pass_ctx
+def bounces(obj: Context, maildir: Path | None, imap: bool) -> None:
+    """Read the mailbox where bounces, complaints and mailto unsubscribes arrive.
+
+    \b
+    Hard bounces mark a reader bounced after [delivery] bounce_after, soft ones after
+    soft_bounce_after; a spam complaint (ARF) or a mail with the subject "unsubscribe"
+    unsubscribes at once. Each message is recorded by its Message-ID, so running this
+    again changes nothing; messages it does not recognise stay where they are, listed.
+
+    \b
+    Examples:
+      digest bounces --maildir ~/Maildir/.bounces
+      DIGEST_IMAP_PASSWORD=... digest bounces --imap
+    """
+    from digest.bounces import run
+    from digest.publish import open_store
+
+    if maildir is not None and imap:
+        raise click.UsageError("give --maildir or --imap, not both")
+    store = open_store(obj.config)
+    try:
+        summary = run(obj.config, store, maildir=maildir, imap=imap)
+    finally:
+        store.close()
+    names = {"hard_bounce": "hard bounce", "soft_bounce": "soft bounce", "complaint": "complaint"}
+    done = [plural(n, names.get(kind, kind)) for kind, n in sorted(summary.counts.items())]
+    echo(f"recorded: {', '.join(done) or 'nothing new'}; {summary.already} already recorded before")
+    if summary.unrecognised:
+        echo(f"{plural(len(summary.unrecognised), 'message')} not recognised, left in place:")
+        for line in summary.unrecognised:
+            echo(f"  {line}")
+
+
+@cli.command()
 @click.option("--host", help="Interface to listen on. Default: [web] host (127.0.0.1).")
 @click.option("--port", type=int, help="Port. Default: [web] port (8000).")
 @click.option("--no-scheduler", is_flag=True, help="Serve only; never run the monthly job from this process.")
@@ -425,7 +471,8 @@ def serve(obj: Context, host: str | None, port: int | None, no_scheduler: bool) 
 
     config = obj.config
     service = None if no_scheduler else SchedulerService(config, _config_path(obj))
-    app = create_app(config, scheduler=service)  # the app's lifespan starts and stops the scheduler
+    reader = _bounce_service(config)
+    app = create_app(config, scheduler=service, services=reader)  # its lifespan starts and stops them
     uvicorn.run(
         app,
         host=host or config.web.host,
@@ -436,6 +483,15 @@ def serve(obj: Context, host: str | None, port: int | None, no_scheduler: bool) 
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _bounce_service(config: Any) -> tuple:
+    """The bounce reader, when [bounces] every_minutes is set (reading [bounces] maildir, else [imap])."""
+    if not config.bounces.every_minutes:
+        return ()
+    from digest.bounces import BounceService
+
+    return (BounceService(config),)
 
 
 def _config_path(obj: Context) -> Path:

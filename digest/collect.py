@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import calendar
+import functools
+import hashlib
 import logging
 import os
 import pickle
+import threading
+import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -13,15 +18,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from digest.config import Config
-from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, key_lines, parse_entry, with_html
+from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, key_lines, link_problems, parse_entry, with_html
 from digest.errors import ContentError, NothingToDo, Problem
 from digest.files import is_inside, write_atomic
 from digest.gcpause import stage
 
 log = logging.getLogger(__name__)
 ENTRY_SUFFIXES = (".md", ".markdown")
-CACHE_VERSION = 4
+CACHE_VERSION = 6
+CACHE_MAGIC = b"digest-content-cache\n"  # then a CRC-32 of the pickle: a damaged file is never trusted
 NOT_CACHED = ("path", "body_html", "quote_html", "page_html")  # the path is the key; HTML is rendered per build
+CACHED_FIELDS = tuple(f for f in Entry.__dataclass_fields__ if f not in NOT_CACHED)
 
 
 @dataclass(frozen=True)
@@ -62,13 +69,25 @@ class Record:
     fields: tuple  # Entry's fields after `path`, without the rendered HTML
     month: date  # in the site's time zone
     url_key: str | None  # normalised URL, for the same-URL-twice-in-a-month rule
+    digest: str = ""  # BLAKE2b of the file's bytes: what the render cache keys a month on
 
     @property
     def draft(self) -> bool:
         return self.fields[6]
 
+    @property
+    def body(self) -> str:
+        return self.fields[8]
+
     def entry(self) -> Entry:
-        return Entry(Path(self.path), *self.fields)
+        folder, _, name = self.path.rpartition(os.sep)
+        return Entry(_folder(folder) / name, *self.fields)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder(path: str) -> Path:
+    """Entries of one folder share its Path: joining a name to it costs half of parsing the whole path."""
+    return Path(path)
 
 
 @dataclass(frozen=True)
@@ -91,9 +110,24 @@ class Archive:
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.warning)
 
+    @functools.cached_property
+    def by_month(self) -> dict[date, tuple[Record, ...]]:
+        """Published (non-draft) records per month, oldest month first: grouped once, not per issue."""
+        groups: dict[date, list[Record]] = {}
+        for record in self.records:
+            if not record.draft:
+                groups.setdefault(record.month, []).append(record)
+        return {month: tuple(groups[month]) for month in sorted(groups)}
+
     def months(self) -> list[date]:
         """Months with at least one published (non-draft) entry, oldest first."""
-        return sorted({r.month for r in self.records if not r.draft})
+        return list(self.by_month)
+
+    def month_digest(self, month: date) -> str:
+        """A hash of everything the month's issue is made from in content/: its files' names and bytes."""
+        records = sorted(self.by_month.get(month, ()), key=lambda r: r.path)
+        parts = "\0".join(f"{os.path.basename(r.path)}\0{r.digest}" for r in records)
+        return hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
 
     @property
     def latest_month(self) -> date:
@@ -105,7 +139,7 @@ class Archive:
     @stage
     def issue(self, month: date, *, html: bool = True) -> Issue:
         """The issue for `month` (commentary rendered unless `html` is False); NothingToDo if empty."""
-        chosen = [r.entry() for r in self.records if r.month == month and not r.draft]
+        chosen = [r.entry() for r in self.by_month.get(month, ())]
         if not chosen:
             raise NothingToDo(f"no entries for {month:%Y-%m}: nothing to build or send")
         return make_issue(month, [with_html(e) for e in chosen] if html else chosen, self.config)
@@ -172,19 +206,48 @@ def _preheader(entries: list[Entry], limit: int = 140) -> str:
 
 
 @stage
-def load_archive(config: Config, *, strict: bool = True) -> Archive:
-    """Read every entry file (through a stat-keyed cache); with `strict`, any error raises."""
-    records, problems = _Scanner(config).scan()
+def load_archive(config: Config, *, strict: bool = True, link_warnings: bool = False) -> Archive:
+    """Read every entry file (through a stat-keyed cache); with `strict`, any error raises.
+
+    Picking a month needs only the front matter: the commentary's Markdown is parsed for its link
+    warnings only with `link_warnings` (`digest check`), or per month (`month_link_warnings`).
+    """
+    records, problems = _Scanner(config).scan(link_warnings=link_warnings)
     archive = Archive(config, records, problems + tuple(_duplicate_urls(records, config)))
     if strict and archive.errors:
         raise ContentError(archive.errors)
     return archive
 
 
+def month_link_warnings(records: tuple[Record, ...], config: Config) -> list[Problem]:
+    """The commentary link warnings of these records (the scan leaves them out unless asked)."""
+    found = []
+    for record in records:
+        found += _link_warnings(record, config)
+    return found
+
+
+def _link_warnings(record: Record, config: Config) -> list[Problem]:
+    if not record.body:
+        return []
+    path = Path(record.path)
+    try:  # the line numbers need the file again: the scan keeps the commentary, not where it starts
+        first_line = _body_line(_read_limited(path), record.body)
+    except (OSError, UnicodeDecodeError):
+        first_line = 1
+    shown = str(display_path(path, config))
+    return [Problem(shown, p.message, p.line, p.hint, p.warning) for p in link_problems(path, record.body, first_line)]
+
+
 def _duplicate_urls(records: tuple[Record, ...], config: Config) -> list[Problem]:
+    groups: dict[tuple[date, str], list[Record]] = {}
+    for record in records:  # one pass; only the rare groups of two or more are sorted
+        if record.url_key and not record.draft:
+            groups.setdefault((record.month, record.url_key), []).append(record)
+    twice = [r for group in groups.values() if len(group) > 1 for r in group]
     seen: dict[tuple[date, str], Record] = {}
     problems = []
-    for record in sorted((r for r in records if r.url_key and not r.draft), key=lambda r: (r.fields[2], r.path)):
+    for record in sorted(twice, key=lambda r: (r.fields[2], r.path)):
         first = seen.setdefault((record.month, record.url_key), record)
         if first is not record:
             problems.append(
@@ -223,16 +286,19 @@ def display_path(path: Path, config: Config) -> Path:
 class _Scanner:
     """Walks content/ and parses only files whose (mtime, size) changed since the last run.
 
-    The cache holds plain tuples (no Path objects), so loading it for 10,000 files is cheap.
+    The cache maps each path to (stat key, Record or None, problems, link warnings or None); the
+    link warnings are filled in the first time `digest check` asks for them. It is kept in one file
+    per content folder (a month, by convention), so saving an edit rewrites that folder's file only.
     """
 
     def __init__(self, config: Config):
         self.config = config
         self.root = config.paths.content
-        self.cache_path = config.var_dir / "cache" / "content.pickle"
+        self.cache_dir = config.var_dir / "cache" / "content"
+        self._saved: set[str] = set()  # folders whose cache file a checkpoint already wrote whole
         self.fingerprint = (CACHE_VERSION, config.site.sections, config.site.timezone, str(self.root))
 
-    def scan(self) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
+    def scan(self, *, link_warnings: bool = False) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
         if not self.root.is_dir():
             problem = Problem(
                 display_path(self.root, self.config),
@@ -241,41 +307,46 @@ class _Scanner:
             )
             return (), (problem,)
         old = self._load_cache()
+        walked = list(self._walk())
+        stale = [(path, key) for path, key, problem in walked if not problem and old.get(path, (None,))[0] != key]
+        fresh = self._parse_all(stale, old)
         new: dict[str, tuple] = {}
         records: list[Record] = []
         problems: list[Problem] = []
-        for path, stat_key, problem in self._walk():
+        for path, _, problem in walked:
             if problem:
                 problems.append(problem)
                 continue
-            cached = old.get(path)
-            if cached is None or cached[0] != stat_key:
-                cached = (stat_key, *self._parse(Path(path)))
-            new[path] = cached
+            cached = new[path] = fresh.get(path) or old[path]
+            if link_warnings and cached[1] is not None and cached[3] is None:
+                cached = new[path] = (*cached[:3], tuple(_link_warnings(cached[1], self.config)))
+                self._saved.discard(os.path.dirname(path))
             if cached[1] is not None:
                 records.append(cached[1])
-            problems.extend(cached[2])
-        if new != old:
-            self._save_cache(new)
+            problems.extend(cached[2] + (cached[3] or () if link_warnings else ()))
+        changed = {os.path.dirname(p) for p in new if new[p] is not old.get(p)} - self._saved
+        folders = changed | {os.path.dirname(p) for p in old if p not in new}  # files gone: always rewritten
+        if folders:
+            self._save_cache(new, folders)
         return tuple(records), tuple(problems)
 
-    def _parse(self, path: Path) -> tuple[Record | None, tuple[Problem, ...]]:
-        shown = str(display_path(path, self.config))
-        try:
-            raw = _read_limited(path)
-        except OSError as exc:
-            return None, (Problem(shown, f"cannot read file: {exc.strerror}"),)
-        entry, problems = parse_entry(path, raw, self.config.site.sections, self.config.site.tz)
-        found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems)
-        if entry is None:
-            return None, found
-        fields = tuple(
-            getattr(entry, f)
-            for f in Entry.__dataclass_fields__
-            if f not in ("path", "body_html", "quote_html", "page_html")
-        )
-        url_key = _normal_url(entry.url) if entry.url else None
-        return Record(str(path), fields, month_of(entry.date, self.config.site.tz), url_key), found
+    def _parse_all(self, stale: list[tuple[str, tuple[int, int]]], old: dict[str, tuple]) -> dict[str, tuple]:
+        """Parse the changed files, saving the folders parsed so far every CHECKPOINT_SECONDS: a crash or
+        Ctrl-C midway through a cold scan of a large archive keeps what was parsed (each folder's file is
+        written whole once, unless a checkpoint falls in the middle of the folder)."""
+        args = (self.config.site.sections, self.config.site.tz, str(self.config.root))
+        fresh: dict[str, tuple] = {}
+        pending: set[str] = set()
+        saved = time.monotonic()
+        for (path, key), (record, found) in zip(stale, _parse_many([p for p, _ in stale], *args), strict=True):
+            fresh[path] = (key, record, found, None)
+            pending.add(os.path.dirname(path))
+            if time.monotonic() - saved > CHECKPOINT_SECONDS:
+                self._save_cache({**old, **fresh}, pending)
+                self._saved |= pending
+                pending, saved = set(), time.monotonic()
+        self._saved -= pending  # a folder parsed since the last checkpoint may have more files now
+        return fresh
 
     def _walk(self) -> Iterator[tuple[str, tuple[int, int], Problem | None]]:
         stack = [str(self.root)]
@@ -300,22 +371,123 @@ class _Scanner:
                     yield item.path, (stat.st_mtime_ns, stat.st_size), None
 
     def _load_cache(self) -> dict[str, tuple]:
+        """Every folder's cache file that is whole (checksum) and of this version and config; the rest are
+        ignored, and their files parsed again."""
         try:
-            with open(self.cache_path, "rb") as handle:
-                data = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
+            names = os.listdir(self.cache_dir)
+        except OSError:
             return {}
-        return data["files"] if isinstance(data, dict) and data.get("fingerprint") == self.fingerprint else {}
+        files: dict[str, tuple] = {}
+        for name in names:
+            if name.endswith(".pickle"):
+                files.update(self._load_shard(self.cache_dir / name))
+        return files
 
-    def _save_cache(self, files: dict[str, tuple]) -> None:
-        data = pickle.dumps({"fingerprint": self.fingerprint, "files": files}, protocol=pickle.HIGHEST_PROTOCOL)
+    def _load_shard(self, path: Path) -> dict[str, tuple]:
         try:
-            write_atomic(self.cache_path, data)
+            raw = path.read_bytes()
+        except OSError:
+            return {}
+        checksum, payload = raw[len(CACHE_MAGIC) : len(CACHE_MAGIC) + 4], raw[len(CACHE_MAGIC) + 4 :]
+        if not raw.startswith(CACHE_MAGIC) or zlib.crc32(payload).to_bytes(4, "big") != checksum:
+            return {}
+        try:
+            data = pickle.loads(payload)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
+            return {}
+        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
+            return {}
+        return data["files"] if path.name == self._shard_name(data.get("folder", "")) else {}
+
+    def _shard_name(self, folder: str) -> str:
+        return hashlib.blake2b(folder.encode(), digest_size=10).hexdigest() + ".pickle"
+
+    def _save_cache(self, files: dict[str, tuple], folders: set[str]) -> None:
+        """Rewrite the cache files of `folders` (a folder with no files left loses its cache file)."""
+        grouped: dict[str, dict[str, tuple]] = {folder: {} for folder in folders}
+        for path, cached in files.items():
+            group = grouped.get(os.path.dirname(path))
+            if group is not None:
+                group[path] = cached
+        try:
+            for folder, group in grouped.items():
+                shard = self.cache_dir / self._shard_name(folder)
+                if not group:
+                    shard.unlink(missing_ok=True)
+                    continue
+                data = {"fingerprint": self.fingerprint, "folder": folder, "files": group}
+                payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+                write_atomic(shard, CACHE_MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload, sync=False)
         except OSError as exc:  # a read-only checkout still builds, only slower
             log.debug("content cache not written: %s", exc)
 
 
-def _read_limited(path: Path) -> bytes:
+CHECKPOINT_SECONDS = 1.0
+
+
+PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves
+
+
+def _parse_many(paths: list[str], sections: tuple[str, ...], tz: tzinfo, root: str) -> Iterator[tuple]:
+    """(Record or None, problems) for each path, in order. With many files and several cores, and when
+    forking is safe (no other thread could hold a lock the child inherits), forked workers parse all but
+    this process's share while it parses its own: on 2 cores, one worker and this process split the files,
+    rather than two workers and a process that only waits."""
+    cores = min(os.cpu_count() or 1, 8)
+    if len(paths) < PARALLEL_MIN_FILES or not _cores_to_spare(cores) or threading.active_count() > 1:
+        for path in paths:
+            yield _parse_file(path, sections, tz, root)
+        return
+    import multiprocessing
+
+    mine, theirs = paths[: len(paths) // cores], paths[len(paths) // cores :]
+    parse = functools.partial(_parse_file, sections=sections, tz=tz, root=root)
+    with multiprocessing.get_context("fork").Pool(cores - 1) as pool:
+        pending = pool.map_async(parse, theirs, chunksize=max(len(theirs) // (4 * (cores - 1)), 1))
+        for path in mine:
+            yield _parse_file(path, sections, tz, root)
+        yield from pending.get()
+
+
+def _cores_to_spare(cores: int) -> bool:
+    """A worker pays only on a core nobody else is using: on 2 shared cores already busy with other
+    work, forking cost 20 % more time than parsing in one process (bench/pipeline.py, cold collect)."""
+    return cores >= 2 and hasattr(os, "fork") and os.getloadavg()[0] <= cores - 1
+
+
+def _parse_file(
+    path: str, sections: tuple[str, ...], tz: tzinfo, root: str
+) -> tuple[Record | None, tuple[Problem, ...]]:
+    """One file's front matter, validated: the commentary's Markdown is left for later."""
+    shown = _relative(path, root)
+    try:
+        raw = _read_limited(path)
+    except OSError as exc:
+        return None, (Problem(shown, f"cannot read file: {exc.strerror}"),)
+    entry, problems = parse_entry(Path(path), raw, sections, tz, links=False)
+    found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems)
+    if entry is None:
+        return None, found
+    fields = tuple(getattr(entry, f) for f in CACHED_FIELDS)
+    url_key = _normal_url(entry.url) if entry.url else None
+    digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return Record(path, fields, month_of(entry.date, tz), url_key, digest), found
+
+
+def _relative(path: str, root: str) -> str:
+    prefix = root.rstrip(os.sep) + os.sep
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _body_line(raw: bytes, body: str) -> int:
+    """The 1-based line the (stripped) commentary starts on: the file's text ends with it."""
+    if not body:
+        return 1
+    text = raw.decode("utf-8").removeprefix("\ufeff").rstrip()
+    return text.count("\n", 0, len(text) - len(body)) + 1 if text.endswith(body) else 1
+
+
+def _read_limited(path: Path | str) -> bytes:
     """Read at most one byte past the entry size limit, so a huge file costs no memory."""
     with open(path, "rb") as handle:
         return handle.read(MAX_ENTRY_BYTES + 1)

@@ -143,7 +143,7 @@ class FeedsConfig(Section):
 
 
 class DeliveryConfig(Section):
-    adapter: Literal["outbox", "console", "smtp"] = "outbox"
+    adapter: Literal["outbox", "console", "smtp", "postmark", "ses", "mailgun"] = "outbox"
     mode: Literal["inline", "queue"] = "inline"  # queue: send/publish only queue; `digest worker` sends
     recipients: tuple[Address, ...] = Field((), strict=False)
     max_attempts: int = Field(5, ge=1, le=100)
@@ -152,6 +152,15 @@ class DeliveryConfig(Section):
     batch_size: int = Field(100, ge=1, le=10_000)
     list_id: str | None = None
     lease_seconds: float = Field(30.0, ge=2, le=3600)  # a sender's lease: how long a silent one keeps its claims
+    soft_bounce_after: int = Field(5, ge=1)  # soft bounces (mailbox full, ...) reported later before "bounced"
+    return_path_domain: str | None = None  # VERP: envelope sender bounces+<token>@this, so a bounce names its delivery
+
+    @field_validator("return_path_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+            raise ValueError(f"{value[:80]!r} is not a domain name: write it like 'bounces.example.com' (xn-- for IDN)")
+        return value.lower() if value else value
 
     @field_validator("list_id")
     @classmethod
@@ -172,6 +181,40 @@ class SmtpConfig(Section):
     connections: int = Field(1, ge=1, le=64)
     rate: float = Field(0.0, ge=0)
     timeout: float = Field(30.0, gt=0)
+
+
+class PostmarkConfig(Section):
+    """The token comes from DIGEST_POSTMARK_TOKEN."""
+
+    message_stream: Text = "broadcast"  # Postmark keeps newsletters on a broadcast stream, apart from transactional
+    base_url: str = Field("https://api.postmarkapp.com", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    timeout: float = Field(30.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class MailgunConfig(Section):
+    """The API key comes from DIGEST_MAILGUN_API_KEY."""
+
+    domain: Text  # the sending domain, as set up in Mailgun
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")  # default: the region's API
+    timeout: float = Field(30.0, gt=0)
+
+
+class SesConfig(Section):
+    """Credentials come from the usual AWS environment (AWS_ACCESS_KEY_ID, a profile, a role)."""
+
+    region: Text = "us-east-1"
+    configuration_set: str | None = None
+    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")  # default: the region's
+    timeout: float = Field(30.0, gt=0)
+    topic_arns: tuple[str, ...] = Field((), strict=False)  # SNS topics /hooks/ses accepts; empty: any
+    # where SNS signing certificates may come from (a regular expression matched at the URL's start)
+    sns_certificate_url: str = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
 
 
 class DkimConfig(Section):
@@ -255,10 +298,31 @@ class ScheduleConfig(Section):
         return value
 
 
+class SubscribeConfig(Section):
+    welcome: bool = True  # mail a welcome (latest issue, how to leave) once a subscription is confirmed
+
+
+class ImapConfig(Section):
+    """The mailbox `digest bounces --imap` reads; the password comes from DIGEST_IMAP_PASSWORD."""
+
+    host: Text
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "tls"
+    username: Text
+    folder: Text = "INBOX"
+    timeout: float = Field(30.0, gt=0)
+
+
+class BouncesConfig(Section):
+    every_minutes: float = Field(0.0, ge=0)  # `digest serve` reads the bounce mailbox this often; 0: never
+    maildir: Path | None = Field(None, strict=False)  # else [imap], when set
+
+
 class WebConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(16_384, ge=1024)
+    max_hook_bytes: int = Field(1_048_576, ge=1024)  # /hooks/: SES's notifications carry the bounced mail's headers
     subscribe_limit: int = Field(5, ge=1)  # attempts per address per window
     subscribe_ip_limit: int = Field(30, ge=1)  # attempts per client address per window
     subscribe_window_minutes: float = Field(60.0, gt=0)
@@ -288,10 +352,16 @@ class Config(Section):
     feeds: FeedsConfig = FeedsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     smtp: SmtpConfig = SmtpConfig()
+    postmark: PostmarkConfig = PostmarkConfig()
+    mailgun: MailgunConfig | None = None
+    ses: SesConfig = SesConfig()
     dkim: DkimConfig | None = None
     store: StoreConfig = StoreConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     web: WebConfig = WebConfig()
+    subscribe: SubscribeConfig = SubscribeConfig()
+    imap: ImapConfig | None = None
+    bounces: BouncesConfig = BouncesConfig()
     root: Path = Field(Path("."), strict=False)
 
     @model_validator(mode="after")
@@ -302,6 +372,15 @@ class Config(Section):
         if self.dkim is not None:
             dkim = self.dkim.model_copy(update={"key_file": self.root / self.dkim.key_file})
             object.__setattr__(self, "dkim", dkim)
+        if self.bounces.maildir is not None:
+            bounces = self.bounces.model_copy(update={"maildir": self.root / self.bounces.maildir})
+            object.__setattr__(self, "bounces", bounces)
+        return self
+
+    @model_validator(mode="after")
+    def _bounce_mailbox(self) -> Config:
+        if self.bounces.every_minutes and self.bounces.maildir is None and self.imap is None:
+            raise ValueError("[bounces] every_minutes needs a mailbox: set [bounces] maildir or an [imap] table")
         return self
 
     @property

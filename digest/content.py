@@ -100,8 +100,11 @@ class _SafeYAML(YAMLHandler):
 _HANDLER = SAFE_YAML = _SafeYAML()
 
 
-def parse_entry(path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo) -> tuple[Entry | None, list[Problem]]:
-    """Parse and validate one file; returns the entry (if usable) and every problem found."""
+def parse_entry(
+    path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo, *, links: bool = True
+) -> tuple[Entry | None, list[Problem]]:
+    """Parse and validate one file; returns the entry (if usable) and every problem found. Without
+    `links`, the commentary's Markdown is not parsed for its link warnings (`link_problems`)."""
     text, problem = _decode(path, raw)
     if problem:
         return None, [problem]
@@ -149,7 +152,7 @@ def parse_entry(path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo) -
             )
         ]
     entry, problems = _validate(path, meta, body, lines, sections, tz)
-    if entry is not None and entry.body:
+    if links and entry is not None and entry.body:
         first_line = text.count("\n", 0, len(text) - len(body.lstrip())) + 1
         problems += link_problems(path, entry.body, first_line)
     return entry, problems
@@ -310,13 +313,12 @@ def _check_url(value: Any, path: Path, lines: dict[str, int], problems: list[Pro
     return url
 
 
+_URL_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one C scan, not a loop per character
+
+
 def url_problem(url: str) -> str | None:
     """Why `url` can't be a link in an email or feed, or None if it can."""
-    if (
-        any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url)
-        or _BAD_CHARS.search(url)
-        or BIDI_CONTROLS.search(url)
-    ):
+    if _URL_SPACE_OR_CONTROL.search(url) or _BAD_CHARS.search(url) or BIDI_CONTROLS.search(url):
         return f"url {url[:80]!r} contains spaces or control characters"
     try:
         parts = urlsplit(url)

@@ -7,11 +7,13 @@ import secrets
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> bool:
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None, sync: bool = True) -> bool:
     """Write `data` to `path` via a synced temp file and a rename; skip identical content.
 
     Returns True when the file changed. Leaving unchanged files alone keeps their
     mtime, which is what the web front's Last-Modified headers are made from.
+    `sync=False` skips the fsync, for caches that verify what they read: the rename still
+    makes the write atomic for readers, and after a power cut a damaged file is only a miss.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -26,7 +28,8 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> b
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

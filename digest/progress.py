@@ -14,7 +14,7 @@ LOG_EVERY = 5.0  # seconds between progress lines when not on a terminal
 
 
 class SendProgress:
-    """Renders RunStats updates; the total is unknown up front, so the bar shows count, rate and ETA of the queue."""
+    """Renders RunStats updates: count of total, rate and ETA (the total is set once the month is queued)."""
 
     def __init__(self, issue_key: str, total: int | None = None, stream: Any = None):
         self.issue_key = issue_key
@@ -47,20 +47,31 @@ class SendProgress:
             self.bar.update(self.task, completed=done, rate=rate)
         elif now - self.last_line >= LOG_EVERY:
             self.last_line = now
+            of = f" of {self.total}" if self.total is not None else ""
+            eta = f", about {_duration((self.total - done) / rate)} left" if self.total and rate > 0 else ""
             print(
-                f"{self.issue_key}: {stats.sent} sent, {stats.retried} retried, {stats.failed} failed "
-                f"({rate:.0f} msg/s)",
+                f"{self.issue_key}: {stats.sent}{of} sent, {stats.retried} retried, {stats.failed} failed "
+                f"({rate:.0f} msg/s{eta})",
                 file=self.stream,
                 flush=True,
             )
 
     def set_total(self, total: int) -> None:
+        """How many messages this run has to send: the bar's total and ETA."""
+        self.total = total
         if self.bar is not None:
             self.bar.update(self.task, total=total)
 
     def __exit__(self, *exc_info: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 @contextlib.contextmanager

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ from digest.gcpause import stage
 
 if TYPE_CHECKING:  # the renderers and the store load only when a command needs them
     from digest.delivery.dispatch import RunStats
+    from digest.render.cache import RenderCache, SitePlan
     from digest.render.email import RenderedEmail
     from digest.render.feed import Feeds
     from digest.render.site import Page
@@ -34,31 +36,103 @@ class Rendered:
 
     issue: Issue
     email: RenderedEmail
-    pages: tuple[Page, ...]
+    pages: tuple[Page, ...]  # the pages rendered: every one in a full build, else what changed and the index
     feeds: Feeds
+    site: SitePlan | None = None  # every issue page's key, for the render cache; pages to remove
 
 
 @stage
-def render(config: Config, month: date | None = None, *, for_sending: bool = False) -> Rendered:
-    """Check all content, then render the month's email, the feeds and the whole archive; `for_sending`
-    also composes a sample message and refuses (SendRefused) what `send` could not send whole."""
-    from digest.render.email import render_email
-    from digest.render.feed import render_feeds
-    from digest.render.site import render_article, render_site
+def render(config: Config, month: date | None = None, *, for_sending: bool = False, full: bool = False) -> Rendered:
+    """Check all content, then render the month's email, the feeds, the index and the issue pages whose inputs
+    changed since the last build (every page with `full`); `for_sending` also composes a sample message and
+    refuses (SendRefused) what `send` could not send whole."""
+    from digest.render import keep_compiled
+    from digest.render.cache import RenderCache, code_version, plan_site
+    from digest.render.site import Page, neighbours, page_path, render_page, static_pages
 
     archive = collect.load_archive(config)  # ContentError lists every problem
-    issues = {m: archive.issue(m) for m in archive.months()}
-    if not issues:
+    months = archive.months()
+    if not months:
         raise NothingToDo(f"no entries in {config.paths.content}: add one with 'digest add URL --title ...'")
-    issue = issues.get(month or max(issues)) or archive.issue(month)  # type: ignore[arg-type]
-    _log_warnings(archive, issue)
-    ordered = list(issues.values())
-    articles = {i.key: render_article(i, config) for i in ordered}
-    feeds = render_feeds(ordered[-config.feeds.keep :], articles, config)
-    rendered = Rendered(issue, render_email(issue, config), render_site(ordered, articles, config), feeds)
+    issue = archive.issue(month or months[-1], html=False)  # commentary HTML only for what is rendered
+    renders = RenderCache(config, archive, full=full)
+    _log_warnings(archive, issue, renders.link_warnings(issue.month))
+    keep_compiled(config.paths.templates, config.var_dir / "cache" / "templates", code_version())
+    issues, plan = _Issues(archive, issue, renders), plan_site(renders, months)
+    changed = [i for i, m in enumerate(months) if page_path(m) not in plan.kept]
+    pages = [
+        render_page(issues[months[i]], issues.article(months[i]), issues.each(neighbours(months, i)), config)
+        for i in changed
+    ]
+    index = Page("index.html", renders.cached("index", renders.index_key(months), issues.index))
+    rendered = Rendered(issue, _email(archive, issue, renders, config), (*pages, index, *static_pages(config)),
+                        _feeds(months[-config.feeds.keep :], issues, renders), plan)  # fmt: skip
     if for_sending:
         preflight(config, rendered)
     return rendered
+
+
+class _Issues:
+    """The archive's issues and articles for one render, each made only if something needs it: a build that
+    changed nothing builds no issue but the month's."""
+
+    def __init__(self, archive: Archive, issue: Issue, renders: RenderCache):
+        self.archive, self.renders, self.config = archive, renders, renders.config
+        self._issues = {issue.month: issue}
+
+    def __getitem__(self, month: date) -> Issue:
+        if month not in self._issues:
+            self._issues[month] = self.archive.issue(month, html=False)
+        return self._issues[month]
+
+    def each(self, months: Iterable[date | None]) -> tuple[Issue | None, ...]:
+        return tuple(None if m is None else self[m] for m in months)
+
+    def article(self, month: date) -> str:
+        """From the render cache, or rendered (with the commentary's HTML) and cached."""
+        from digest.render.site import render_article
+
+        html = self.renders.article(month)
+        if html is None:
+            html = render_article(self.archive.issue(month), self.config)
+            self.renders.store_article(month, html)
+        return html
+
+    def index(self) -> bytes:
+        from digest.render.site import render_index_page
+
+        return render_index_page([self[m] for m in self.archive.months()], self.config).body
+
+
+def _feeds(recent: list[date], issues: _Issues, renders: RenderCache) -> Feeds:
+    """RSS, Atom and JSON Feed of the recent issues, from the render cache when none of them changed."""
+    from digest.render.feed import Feeds, render_feeds
+
+    def render() -> bytes:
+        articles = {issues[m].key: issues.article(m) for m in recent}
+        feeds = render_feeds([issues[m] for m in recent], articles, renders.config)
+        return json.dumps([feeds.rss.decode(), feeds.atom.decode(), feeds.json.decode()]).encode()
+
+    rss, atom, json_feed = json.loads(renders.cached("feeds", renders.feeds_key(recent), render))
+    return Feeds(rss.encode(), atom.encode(), json_feed.encode())
+
+
+def _email(archive: Archive, issue: Issue, renders: RenderCache, config: Config) -> RenderedEmail:
+    """The month's email from the render cache (its warnings said again), or rendered and cached."""
+    from digest.render.email import RenderedEmail, render_email
+
+    fields = renders.email(issue.month)
+    try:
+        email = RenderedEmail(**{**fields, "warnings": tuple(fields["warnings"])}) if fields else None
+    except (TypeError, KeyError):  # saved by another version of RenderedEmail
+        email = None
+    if email is None:
+        email = render_email(archive.issue(issue.month), config)
+        renders.store_email(issue.month, email)
+        return email
+    for warning in email.warnings:
+        log.warning("%s", warning)
+    return email
 
 
 def preflight(config: Config, rendered: Rendered) -> None:
@@ -83,21 +157,35 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     ]
     for path, body in files:
         write_atomic(path, body)
+    if rendered.site is not None:
+        _finish_site(rendered.site, config)
     log.info("built %s: %d entries, %d files", rendered.issue.key, len(rendered.issue.entries), len(files))
     return tuple(path for path, _ in files)
 
 
-def build(config: Config, month: date | None = None, *, for_sending: bool = False) -> Rendered:
-    """Render every channel first, so bad input writes nothing; then write them."""
-    rendered = render(config, month, for_sending=for_sending)
+def _finish_site(plan: SitePlan, config: Config) -> None:
+    """After the index and feeds stopped listing them, remove the pages of months gone; then record every
+    page's key, so the next build knows what the output holds."""
+    from digest.render.cache import RenderCache, remove_stale
+
+    remove_stale(config.paths.output / "site", plan.stale)
+    RenderCache(config, None).save_manifest(plan.keys, plan.kept)  # type: ignore[arg-type]
+
+
+def build(config: Config, month: date | None = None, *, for_sending: bool = False, full: bool = False) -> Rendered:
+    """Render every channel first, so bad input writes nothing; then write them. Without `full`, only what
+    changed since the last build is rendered (the render cache in var/cache/render/)."""
+    rendered = render(config, month, for_sending=for_sending, full=full)
     write(rendered, config)
     return rendered
 
 
-def _log_warnings(archive: Archive, issue: Issue) -> None:
-    """The month's own warnings one by one; the rest of the archive's as a count."""
+def _log_warnings(archive: Archive, issue: Issue, links: list[Problem]) -> None:
+    """The month's own warnings one by one (`links`: its commentary's); the rest of the archive's as a count."""
     mine = {e.path.name for e in issue.entries}
     own = [w for w in archive.warnings if Path(str(w.path)).name in mine]
+    for warning in links:
+        log.warning("%s", warning)
     for warning in own:
         log.warning("%s", warning)
     if len(archive.warnings) > len(own):
@@ -116,7 +204,7 @@ class CheckReport:
 
 def check(config: Config, month: date | None = None) -> CheckReport:
     """Every content problem at once; with a month, the pre-send checks on its rendered email too."""
-    archive = collect.load_archive(config, strict=False)
+    archive = collect.load_archive(config, strict=False, link_warnings=True)
     problems = list(archive.problems)
     if month is None or archive.errors:
         return CheckReport(None if month is None else f"{month:%Y-%m}", tuple(problems))
@@ -215,6 +303,7 @@ def send(
     dry_run: bool = False,
     stop: threading.Event | None = None,
     on_progress: Callable[[RunStats], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
     queue_only: bool | None = None,
 ) -> SendReport:
     """Queue the issue for every active subscriber without a delivery yet, then send what is queued
@@ -240,6 +329,9 @@ def send(
         ledger.skip_departed(store, issue_id)
         if config.delivery.mode == "queue" if queue_only is None else queue_only:
             return SendReport(key, None, before, ledger.counts(store, issue_id), queued_only=True)
+        if on_total is not None:  # what this run has to send: the progress bar's total and ETA
+            waiting = ledger.counts(store, issue_id)
+            on_total(waiting.get("queued", 0) + waiting.get("sending", 0))
         with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
             stats = sender.send_issue(issue_id, key, email)
         ledger.finish_if_done(store, issue_id)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,6 +114,26 @@ def message_id(secret: str, issue_key: str, address: str, domain: str) -> str:
     return f"<{issue_key}.{digest.hexdigest()[:24]}@{domain}>"
 
 
+def return_path(secret: str, delivery_id: int, domain: str) -> str:
+    """VERP envelope sender `bounces+<id>.<mac>@domain`: a bounce names its delivery even when the DSN is
+    mangled. Lower-case hex, since relays may fold a local part's case; 64 bits of HMAC, and 64 octets
+    at most (RFC 5321's local-part limit) for any id below 10**30."""
+    return f"bounces+{delivery_id}.{_return_mac(secret, delivery_id)}@{domain}"
+
+
+def read_return_path(secret: str, address: str) -> int | None:
+    """The delivery id a VERP address names, or None if it isn't one of ours (or was altered)."""
+    match = re.fullmatch(r"bounces\+(\d{1,30})\.([0-9a-f]{16})@[^@\s]+", address.strip().strip("<>").lower())
+    if match is None:
+        return None
+    delivery_id = int(match.group(1))
+    return delivery_id if hmac.compare_digest(match.group(2), _return_mac(secret, delivery_id)) else None
+
+
+def _return_mac(secret: str, delivery_id: int) -> str:
+    return hmac.new(secret.encode(), f"digest.return|{delivery_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
 def sender_domain(config: Config) -> str:
     return config.sender.address.rsplit("@", 1)[1].lower()
 
@@ -126,4 +147,6 @@ __all__ = [
     "unsubscribe_url",
     "confirm_url",
     "message_id",
+    "return_path",
+    "read_return_path",
 ]

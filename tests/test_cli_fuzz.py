@@ -191,6 +191,7 @@ FUZZ = settings(
 SITES = ["good", "garbage-content", "not-utf8", "bad-types", "corrupt-db", "no-config"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("site", SITES)  # 6 x 50 = 300 examples
 def test_no_command_ever_prints_a_traceback(sites, site):
     files = sites["files"]

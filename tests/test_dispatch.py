@@ -124,6 +124,7 @@ def test_test_copies_and_dry_runs_record_nothing(smtp_project, smtp_server):
     assert "sent 4" in real.stdout and "skipped 0 already sent" in real.stdout
 
 
+@pytest.mark.slow
 def test_two_concurrent_sends_deliver_once(make_project, smtp_server):
     """Each subscriber gets one message, however the two runs interleave: which run sends whom, and whether
     the second starts before the first is done, is up to the scheduler and asserted nowhere."""

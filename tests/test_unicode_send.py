@@ -44,6 +44,7 @@ def server():
     server.stop()
 
 
+@pytest.mark.slow
 def test_check_and_send_in_any_language_reach_the_server_with_exact_headers(tmp_path, server):
     root = unicode_project(tmp_path / "p", server.port)
     retitle(root)
@@ -93,6 +94,7 @@ def test_send_to_refuses_an_invalid_address_before_sending_anything(tmp_path, se
     assert "Traceback" not in result.stderr and server.messages == []
 
 
+@pytest.mark.slow
 def test_a_non_ascii_mailbox_goes_over_smtputf8_when_the_server_offers_it(tmp_path, server):
     root = unicode_project(tmp_path / "p", server.port)
     digest(root, "subscribers", "add", "josé@example.com", "--name", "José", check=True)
@@ -107,6 +109,7 @@ def test_a_non_ascii_mailbox_goes_over_smtputf8_when_the_server_offers_it(tmp_pa
     assert received["ann@example.com"].content.isascii()  # only the message that needs it carries UTF-8
 
 
+@pytest.mark.slow
 def test_without_smtputf8_a_non_ascii_mailbox_fails_permanently_and_the_rest_is_sent(tmp_path):
     server = SmtpServer(smtputf8=False).start()
     try:

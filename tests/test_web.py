@@ -238,6 +238,7 @@ def first_item_link(path: str, body: bytes) -> str:
     return root.find(f"{atom}entry/{atom}link").get("href")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "media_type"), FEEDS)
 def test_feeds_have_their_types_and_validators(client, site, path, media_type):
     file = site / "output" / "site" / path.lstrip("/")
@@ -817,6 +818,7 @@ def test_admin_send_runs_in_the_background_and_reports(client, app, store, site)
     assert [subs.get(store, a).status for a in (active[0], active[2])] == [SubscriberStatus.ACTIVE] * 2
 
 
+@pytest.mark.slow
 def test_admin_send_reads_the_month_from_the_query_json_or_a_form(client):
     ways = [
         ({"params": {"month": "2024-12"}}, "2024-12"),
@@ -899,6 +901,7 @@ def test_an_unknown_run_is_a_404(client):
 # -- hostile edges: Host header, forwarded addresses, the admin month ------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8443", "links.example.com.evil.example", ""])
 def test_a_redirect_takes_its_host_from_base_url_never_the_host_header(client, host):
     response = client.get("/2025/02", headers={"host": host}, follow_redirects=False)

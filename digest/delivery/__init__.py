@@ -11,6 +11,9 @@ ADAPTERS = {
     "outbox": "digest.delivery.outbox:OutboxAdapter",
     "console": "digest.delivery.console:ConsoleAdapter",
     "smtp": "digest.delivery.smtp:SmtpAdapter",
+    "postmark": "digest.delivery.postmark:PostmarkAdapter",
+    "ses": "digest.delivery.ses:SesAdapter",
+    "mailgun": "digest.delivery.mailgun:MailgunAdapter",
 }
 
 

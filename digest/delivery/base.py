@@ -34,10 +34,20 @@ class SendResult:
     status: SendStatus
     detail: str = ""
     bounce: bool = False  # a REJECTED that counts as a hard bounce of the address
+    retry_after: float | None = None  # a DEFERRED the service asked to retry no sooner than this (seconds)
+
+
+class NotSent(DeliveryError):
+    """The service refused the whole call (a wrong key): nothing was handed over, the claims go back as they were."""
 
 
 class Deferred(Exception):
-    """Raised by `_transmit` for a temporary failure: try again later."""
+    """Raised by `_transmit` for a temporary failure: try again later (no sooner than `retry_after` seconds,
+    when the service said so: an HTTP 429 or 503 with Retry-After)."""
+
+    def __init__(self, reply: str, retry_after: float | None = None):
+        super().__init__(reply)
+        self.retry_after = retry_after
 
 
 class Rejected(Exception):
@@ -61,6 +71,7 @@ class MailAdapter(ABC):
     """
 
     name: ClassVar[str]
+    batch_limit: ClassVar[int] = 1  # >1: `send_batch` hands over up to this many messages in one call
 
     def open(self) -> None:  # noqa: B027 - most transports need no session
         """Prepare the transport; DeliveryError with a hint if it is unusable."""
@@ -76,10 +87,15 @@ class MailAdapter(ABC):
         try:
             self._transmit(message, commit)
         except Deferred as exc:
-            return SendResult(message.message_id, SendStatus.DEFERRED, str(exc))
+            return SendResult(message.message_id, SendStatus.DEFERRED, str(exc), retry_after=exc.retry_after)
         except Rejected as exc:
             return SendResult(message.message_id, SendStatus.REJECTED, str(exc), exc.bounce)
         return SendResult(message.message_id, SendStatus.SENT)
+
+    def send_batch(self, messages: list[OutgoingMessage], commit: Callable[[], None]) -> list[SendResult]:
+        """Hand over several messages in one call (batch_limit > 1), one result each, in order. `commit`
+        runs once, right before the call: dispatch has recorded the previous batch and holds its lease."""
+        raise NotImplementedError(f"the {self.name} adapter sends one message at a time")
 
     @abstractmethod
     def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
@@ -93,4 +109,13 @@ class MailAdapter(ABC):
         self.close()
 
 
-__all__ = ["DeliveryError", "MailAdapter", "OutgoingMessage", "SendResult", "SendStatus", "Deferred", "Rejected"]
+__all__ = [
+    "DeliveryError",
+    "NotSent",
+    "MailAdapter",
+    "OutgoingMessage",
+    "SendResult",
+    "SendStatus",
+    "Deferred",
+    "Rejected",
+]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from digest import tokens
 from digest.config import Config
 from digest.delivery import make_adapter
-from digest.delivery.base import OutgoingMessage, SendResult, SendStatus
+from digest.delivery.base import NotSent, OutgoingMessage, SendResult, SendStatus
 from digest.delivery.message import Composer, Recipient
 from digest.errors import DigestError, LeaseLost
 from digest.render.email import RenderedEmail
@@ -200,6 +200,9 @@ class Sender:
         gate.ready = lambda: all(f.done() for f in pending)  # type: ignore[attr-defined]  # lets SMTP send body and '.' at once
 
         with make_adapter(self.config, self.adapter) as transport:
+            if transport.batch_limit > 1:
+                self._batches(transport, issue_id, issue_key, composer, gate, settle, pending)
+                return
             try:
                 deferrals = 0
                 while not self._halt.is_set():
@@ -229,17 +232,74 @@ class Sender:
             finally:
                 settle()
 
-    def _send_one(
-        self, transport, composer: Composer, issue_key: str, claim: ledger.Claim, commit
-    ) -> tuple[SendResult, ledger.Outcome]:
-        recipient = Recipient(
+    def _batches(self, transport, issue_id: int, issue_key: str, composer: Composer, gate, settle, pending) -> None:
+        """For a service that takes many messages per call (Postmark's batch endpoint): claim one call's
+        worth, hand it over whole once the previous call's outcomes are recorded, record these. A claim
+        batch numbered below zero tells `workers.reap` that all of it may have been sent: after a crash
+        that one call is resent, with the same Message-IDs, and counted as resent."""
+        limit = min(self.config.delivery.batch_size, transport.batch_limit)
+        try:
+            while not self._halt.is_set():
+                settle()
+                batch = ledger.claim(self.store, issue_id, self.worker_id, -next(self.batches), limit)
+                if not batch:
+                    due = ledger.next_due(self.store, issue_id)
+                    if due is None:
+                        return
+                    self._halt.wait(min(max(due, 0.05), 1.0))
+                    continue
+                try:
+                    results = self._send_batch(transport, composer, issue_key, batch, gate)
+                except NotSent:  # refused whole (a wrong key): these were never handed over, nor resent as such
+                    ledger.release(self.store, self.worker_id, [c.id for c in batch])
+                    raise
+                settle()
+                for claim, message_id, result in results:
+                    final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
+                    self.stats.count(result, final, claim.unknown_outcome)
+                    if result.status != SendStatus.SENT:
+                        log.info("%s %s: %s", result.status, claim.email, result.detail)
+                    outcome = ledger.Outcome(
+                        claim, str(result.status), message_id, result.detail, result.bounce, result.retry_after
+                    )
+                    pending.append(self.ledger.submit(outcome))
+                self.on_progress(self.stats)
+        finally:
+            settle()
+
+    def _send_batch(self, transport, composer: Composer, issue_key: str, batch, gate) -> list:
+        composed, results = [], {}
+        for claim in batch:
+            recipient = self._recipient(claim, issue_key)
+            try:
+                composed.append((claim, composer.compose(recipient)))
+            except (ValueError, UnicodeError) as exc:
+                detail = f"the message can't be composed: {exc}"
+                results[claim.id] = SendResult(recipient.message_id, SendStatus.REJECTED, detail)
+        if composed:
+            for (claim, _), result in zip(composed, transport.send_batch([m for _, m in composed], gate), strict=True):
+                results[claim.id] = result
+        return [(claim, results[claim.id].message_id, results[claim.id]) for claim in batch]
+
+    def _recipient(self, claim: ledger.Claim, issue_key: str) -> Recipient:
+        return Recipient(
             address=claim.email,
             name=claim.name,
             message_id=tokens.message_id(self.secret, issue_key, claim.email, self.domain),
             unsubscribe_url=tokens.unsubscribe_url(
                 self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)
             ),
+            return_path=self._return_path(claim.id),
         )
+
+    def _return_path(self, delivery_id: int) -> str | None:
+        domain = self.config.delivery.return_path_domain
+        return tokens.return_path(self.secret, delivery_id, domain) if domain else None
+
+    def _send_one(
+        self, transport, composer: Composer, issue_key: str, claim: ledger.Claim, commit
+    ) -> tuple[SendResult, ledger.Outcome]:
+        recipient = self._recipient(claim, issue_key)
         try:
             message = composer.compose(recipient)
         except (ValueError, UnicodeError) as exc:  # (the preflight makes this unreachable for config and content)
@@ -253,7 +313,10 @@ class Sender:
         if result.status != SendStatus.SENT:
             log.info("%s %s: %s", result.status, claim.email, result.detail)
         self.on_progress(self.stats)
-        return result, ledger.Outcome(claim, str(result.status), message.message_id, result.detail, result.bounce)
+        outcome = ledger.Outcome(
+            claim, str(result.status), message.message_id, result.detail, result.bounce, result.retry_after
+        )
+        return result, outcome
 
 
 class _GroupCommit:

@@ -95,7 +95,8 @@ class DkimSigner:
         names, signed = self._signed_fields(head)
         if names not in self._h_lines:
             self._h_lines[names] = _fold_words("h=" + " : ".join(names) + ";")
-        tail = [f" bh={base64.b64encode(_relaxed_body_hash(body)).decode()};", *self._h_lines[names], " b="]
+        # dkimpy's tag order (h= before bh=), which simple parsers of the header expect
+        tail = [*self._h_lines[names], f" bh={base64.b64encode(_relaxed_body_hash(body)).decode()};", " b="]
         stamp, out = int(time.time()), []
         for key in self.keys:
             lines = [

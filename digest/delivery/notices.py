@@ -1,4 +1,5 @@
-"""Small one-off mails: the double opt-in confirmation. Low volume, so a plain EmailMessage."""
+"""Small one-off mails: the double opt-in confirmation (a plain EmailMessage: low volume), and the
+welcome, composed like an issue so it carries the same headers (List-Unsubscribe one-click and all)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,19 @@ def confirmation(config: Config, address: str, confirm_url: str) -> OutgoingMess
         subtype="html",
     )
     return OutgoingMessage(address, sender.address, str(message["Message-ID"]), message.as_bytes(), smtputf8=utf8)
+
+
+def welcome(config: Config, secret: str, subscriber_id: int, address: str, name: str | None, latest_key: str | None):
+    """The welcome for one confirmed reader: the latest issue's link and their own unsubscribe link."""
+    from digest import tokens
+    from digest.delivery.message import Composer, Recipient
+    from digest.render.welcome import LatestIssue, render_welcome
+
+    latest = LatestIssue.from_key(latest_key, config) if latest_key else None
+    recipient = Recipient(
+        address=address,
+        name=name,
+        message_id=tokens.message_id(secret, "welcome", address, tokens.sender_domain(config)),
+        unsubscribe_url=tokens.unsubscribe_url(config, secret, tokens.TokenSubject(address, subscriber_id)),
+    )
+    return Composer(render_welcome(config, latest), config).compose(recipient)

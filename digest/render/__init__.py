@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
 import jinja2
+import jinja2.bccache
 
 from digest.errors import DigestError
 
@@ -29,6 +31,32 @@ def environment(templates: Path) -> jinja2.Environment:
     )
     env.filters["month_name"] = lambda d: d.strftime("%B %Y")
     return env
+
+
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates on disk (Jinja writes a temp file, then renames it); a file that can't be read
+    back whole is compiled again, never an error."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # noqa: BLE001 (a damaged file: pickle and marshal raise anything)
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:  # a read-only var/ still renders, compiling each time
+            pass
+
+
+def keep_compiled(templates: Path, folder: Path, version: str) -> None:
+    """Keep the compiled templates in `folder`, so a new process skips compiling them (10-30 ms a build).
+    Jinja keys each on its source; `version` (the code's) covers how the environment compiles them."""
+    env = environment(templates)
+    if env.bytecode_cache is None:
+        env.bytecode_cache = _BytecodeCache(str(folder), f"{version[:16]}-%s.cache")
 
 
 def render_template(templates: Path, name: str, **context: object) -> str:

@@ -136,7 +136,19 @@ def _make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgresql+psycopg://"):
+        _require_psycopg()
     return create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+
+
+def _require_psycopg() -> None:
+    """`pip install .` leaves the PostgreSQL driver out: say which command brings it."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise StoreError(
+            'a postgresql:// database needs the psycopg driver, which is not installed: pip install ".[postgres]"'
+        ) from None
 
 
 def _sqlite_connect(dbapi_conn: object, _record: object) -> None:
@@ -159,6 +171,8 @@ def open_store(url: str) -> Store:
     """Connect and bring the schema up to date (created on first use)."""
     try:
         store = Store(url)
+    except StoreError:
+        raise
     except (ArgumentError, NoSuchModuleError, ValueError):
         # the message would repeat the URL, and with it any password
         raise StoreError(

@@ -45,6 +45,7 @@ class Outcome:
     message_id: str
     detail: str = ""
     bounce: bool = False  # a hard bounce for this address (RCPT refused with 5xx)
+    retry_after: float | None = None  # the service's Retry-After: the next attempt waits at least this long
 
 
 @dataclass(frozen=True)
@@ -340,7 +341,7 @@ def _split(outcomes: Sequence[Outcome], policy: RetryPolicy, owner: int) -> dict
         if o.status == "sent":
             batches["sent"].append(row)
         elif o.status == "deferred" and attempts < policy.max_attempts:
-            delay = policy.backoff * (2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+            delay = max(policy.backoff * (2 ** (attempts - 1)) * random.uniform(0.8, 1.2), o.retry_after or 0.0)
             batches["later"].append({**row, "next": now + timedelta(seconds=delay)})
         else:
             if o.status == "deferred":

@@ -54,6 +54,8 @@ subscribers = Table(
     Column("name", String(200)),
     Column("status", String(16), nullable=False),  # SubscriberStatus
     Column("hard_bounces", Integer, nullable=False, default=0),
+    Column("soft_bounces", Integer, nullable=False, default=0),  # counted apart, against a larger threshold
+    Column("complaints", Integer, nullable=False, default=0),  # ARF feedback reports (each also unsubscribes)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("confirmed_at", UTCDateTime),
@@ -139,4 +141,20 @@ leases = Table(
     Column("name", String(64), primary_key=True),  # "scheduler"
     Column("holder", String(128), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+mail_events = Table(
+    "mail_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # the reporting mail's Message-ID, or the service's event id: each is acted on once, however often it comes
+    Column("key", String(255), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # EventKind
+    Column("source", String(16), nullable=False),  # "maildir", "imap", "postmark", "ses", "mailgun"
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE")),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="SET NULL")),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("detail", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "issue_id", "kind"),
 )

@@ -35,6 +35,8 @@ class Subscriber:
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     hard_bounces: int = 0
+    soft_bounces: int = 0
+    complaints: int = 0
 
 
 def _row(row: object) -> Subscriber:

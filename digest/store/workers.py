@@ -117,7 +117,8 @@ def reap(store: Store) -> int:
     A connection sends its claimed batch in id order and records each outcome before the
     next message is completed, so of a dead worker's batch only the lowest still-claimed
     row may have reached the server: that one is flagged `unknown_outcome` and is resent
-    with the same Message-ID. At most one per connection.
+    with the same Message-ID. At most one per connection; for a batch handed over in one
+    call (a negative claim_batch: Postmark's batch endpoint), every row of that batch.
     """
     expire_dead_local(store)
     now = utcnow()
@@ -141,8 +142,10 @@ def _requeue(conn, owners, now) -> int:
     in_flight = (
         select(func.min(deliveries.c.id)).where(claimed).group_by(deliveries.c.claimed_by, deliveries.c.claim_batch)
     )
+    # a negative claim_batch was handed over whole, in one call (an HTTP batch API): every row may be sent
+    handed_whole = and_(claimed, deliveries.c.claim_batch < 0)
     unknown = conn.execute(
-        update(deliveries).where(deliveries.c.id.in_(in_flight)).values(unknown_outcome=True)
+        update(deliveries).where(or_(deliveries.c.id.in_(in_flight), handed_whole)).values(unknown_outcome=True)
     ).rowcount
     conn.execute(
         update(deliveries)

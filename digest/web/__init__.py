@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from digest import tokens
 from digest.config import Config
 from digest.render import render_template
-from digest.web import admin, pages
+from digest.web import admin, hooks, pages
 from digest.web.security import HEADERS, BodyLimit, CanonicalHost, RateLimiter, SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -87,18 +87,22 @@ class SiteFiles(StaticFiles):
         await super().check_config()
 
 
-def create_app(config: Config, scheduler: object | None = None) -> Starlette:
-    """The ASGI app; `scheduler` (a SchedulerService) starts and stops with it."""
+def create_app(config: Config, scheduler: object | None = None, services: tuple = ()) -> Starlette:
+    """The ASGI app; `scheduler` (a SchedulerService) and `services` (the bounce reader) start and stop with it."""
     state = State(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
         if scheduler is not None:
             scheduler.start()
+        for service in services:
+            service.start()
         try:
             yield
         finally:  # uvicorn's shutdown, on SIGINT or SIGTERM alike
             state.stop.set()  # in-flight messages finish and are recorded
+            for service in services:
+                service.stop()
             if scheduler is not None:
                 scheduler.stop()  # hands the scheduler lease back at once
             admin.wait_for_runs(timeout=30)
@@ -114,6 +118,9 @@ def create_app(config: Config, scheduler: object | None = None) -> Starlette:
         Route("/feed.xml", pages.feed("feed.xml", "application/rss+xml; charset=utf-8"), methods=["GET", "HEAD"]),
         Route("/atom.xml", pages.feed("atom.xml", "application/atom+xml; charset=utf-8"), methods=["GET", "HEAD"]),
         Route("/feed.json", pages.feed("feed.json", "application/feed+json; charset=utf-8"), methods=["GET", "HEAD"]),
+        Route("/hooks/postmark", hooks.postmark, methods=["POST"]),
+        Route("/hooks/ses", hooks.ses, methods=["POST"]),
+        Route("/hooks/mailgun", hooks.mailgun, methods=["POST"]),
         Route("/admin/send", admin.send, methods=["POST"]),
         Route("/admin/send", admin.post_only, methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"]),
         Route("/admin/runs", admin.runs, methods=["GET"]),
@@ -125,7 +132,7 @@ def create_app(config: Config, scheduler: object | None = None) -> Starlette:
         middleware=[
             Middleware(CanonicalHost, base_url=config.site.base_url),
             Middleware(SecurityHeaders),
-            Middleware(BodyLimit, limit=config.web.max_body_bytes),
+            Middleware(BodyLimit, limit=config.web.max_body_bytes, hooks_limit=config.web.max_hook_bytes),
         ],
         exception_handlers={HTTPException: _http_error, 500: _server_error},
         lifespan=lifespan,

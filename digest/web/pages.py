@@ -149,6 +149,7 @@ async def confirm(request: Request) -> Response:
         return subject
     if subject.subscriber_id is None:
         return _page(request, 400, "This link doesn't work", "This link is not valid.")
+    before = await run_in_threadpool(subscribers.get_by_id, _state(request).store, subject.subscriber_id)
     sub = await run_in_threadpool(
         subscribers.confirm, _state(request).store, subject.subscriber_id, subject.address, subject.issued_at
     )
@@ -161,13 +162,34 @@ async def confirm(request: Request) -> Response:
             "Subscribe again to get a new one.",
         )
     title = _state(request).config.site.title
-    return _page(
+    response = _page(
         request,
         200,
         "You're subscribed",
         f"{sub.email} will get {title} at the end of each month.",
         "Every email has a one-click unsubscribe link.",
     )
+    newly = before is not None and before.status != subscribers.SubscriberStatus.ACTIVE
+    if newly and _state(request).config.subscribe.welcome:  # once per confirmation, not per click
+        response.background = BackgroundTask(_send_welcome, _state(request), sub)
+    return response
+
+
+def _send_welcome(state, sub) -> None:
+    """After the confirmation is recorded and answered: a failure here never undoes it, only logs."""
+    from digest.delivery import make_adapter
+    from digest.delivery.notices import welcome
+    from digest.store import deliveries
+
+    try:
+        sent = [i.key for i in deliveries.list_issues(state.store) if i.sending_started_at is not None]
+        message = welcome(state.config, state.secret, sub.id, sub.email, sub.name, sent[0] if sent else None)
+        with make_adapter(state.config) as adapter:
+            result = adapter.send(message)
+        if result.status != "sent":
+            log.warning("welcome to %s not sent: %s %s", sub.email, result.status, result.detail)
+    except Exception as exc:  # noqa: BLE001 - the reader is subscribed whatever happens to this mail
+        log.error("welcome to %s failed: %s", sub.email, exc)
 
 
 async def unsubscribe_form(request: Request) -> Response:

@@ -102,16 +102,18 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
 class BodyLimit:
     """Refuses request bodies over `limit` bytes with 413, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, hooks_limit: int | None = None):
         self.app = app
         self.limit = limit
+        self.hooks_limit = hooks_limit or limit  # /hooks/: a service's notification may carry a message's headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.hooks_limit if scope["path"].startswith("/hooks/") else self.limit
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await _too_large(send)
             return
         seen = 0
@@ -122,7 +124,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 

@@ -1,0 +1,53 @@
+"""Mailgun: the MIME endpoint, one message a call (https://documentation.mailgun.com/docs/mailgun/api-reference/).
+
+POST /v3/<domain>/messages.mime with the composed message as it is (our Message-ID, List-* headers
+and DKIM signature travel inside it) and the recipient as `to`. 200 is sent; 429 and 5xx are retried
+(with Retry-After); 400 refuses this message; 401/403 stop the send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from digest.config import Config
+from digest.delivery import http
+from digest.delivery.base import DeliveryError, MailAdapter, OutgoingMessage, Rejected
+
+KEY_ENV = "DIGEST_MAILGUN_API_KEY"
+REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+
+
+class MailgunAdapter(MailAdapter):
+    name = "mailgun"
+
+    def __init__(self, config: Config):
+        if config.mailgun is None:
+            raise DeliveryError("the mailgun adapter needs a [mailgun] table with domain", "see README")
+        self.settings = config.mailgun
+        self.base = (self.settings.base_url or REGIONS[self.settings.region]).rstrip("/")
+        self.client = None
+
+    def open(self) -> None:
+        self.key = http.secret(KEY_ENV, "mailgun")
+        self.client = http.client(self.settings.timeout)
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+        url = f"{self.base}/v3/{self.settings.domain}/messages.mime"
+        form = {"to": message.recipient}
+        if message.sender.startswith("bounces+"):  # the VERP token: Mailgun's webhooks hand user variables back
+            form["v:digest-return"] = message.sender
+        files = {"message": ("message.eml", message.raw, "application/octet-stream")}
+        commit()
+        response = http.post("mailgun", self.client, url, data=form, files=files, auth=("api", self.key))
+        http.check_status("mailgun", response)
+        if response.status_code == 200:
+            return
+        detail = f"mailgun: HTTP {response.status_code} {' '.join(response.text.split())[:300]}"
+        if 400 <= response.status_code < 500:
+            raise Rejected(detail, bounce=False)  # a malformed message or request: not the address's fault
+        raise DeliveryError(detail)

@@ -1,0 +1,275 @@
+"""Incremental builds: after each kind of change, `digest build` writes byte for byte what `digest build --all`
+writes into a fresh output folder, and renders only the issue pages whose inputs changed."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import site_settings, to_toml
+
+from digest import publish
+
+MONTH = "2025-02"  # every build is of this month, so the email files match too
+fresh_roots = itertools.count()
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    output = root / "output"
+    return {str(p.relative_to(output)): p.read_bytes() for p in sorted(output.rglob("*")) if p.is_file()}
+
+
+def assert_same_as_full_build(project, cli, tmp_path: Path) -> None:
+    """Build incrementally; then copy the project's inputs to a new folder and build everything there."""
+    result = cli(project.root, "build", "--month", MONTH)
+    assert result.code == 0, result.output
+    fresh = tmp_path / f"fresh{next(fresh_roots)}"
+    fresh.mkdir()
+    for name in ("content", "templates"):
+        shutil.copytree(project.root / name, fresh / name)
+    shutil.copy(project.toml, fresh / "digest.toml")
+    result = cli(fresh, "build", "--all", "--month", MONTH)
+    assert result.code == 0, result.output
+    incremental, full = outputs(project.root), outputs(fresh)
+    assert sorted(incremental) == sorted(full)
+    for name in full:
+        assert incremental[name] == full[name], name
+
+
+def touch(path: Path, text: str) -> None:
+    """Rewrite and move the mtime on, as an editor saving a second later would."""
+    assert text != path.read_text()
+    old = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(old + 10**9, old + 10**9))
+
+
+def rendered_pages(project) -> list[str]:
+    """The issue pages a build renders now (the index and static files always are)."""
+    pages = publish.render(project.config()).pages
+    return [p.path for p in pages if p.path not in ("index.html", "style.css")]
+
+
+@pytest.fixture
+def archive(new_project):
+    settings = site_settings()
+    settings["feeds"] = {"keep": 3}
+    project = new_project(settings=settings)
+    for month, count in (("2024-11", 2), ("2024-12", 3), ("2025-01", 3), ("2025-02", 2)):
+        for n in range(count):
+            project.entry(
+                f"{month}-{n}",
+                date=f"{month}-{10 + n}",
+                body=f"Commentary on [link {n}](https://example.com/{month}/{n}) in {month}.",
+                quote="A line\nand another",
+            )
+    return project
+
+
+def test_every_kind_of_change_builds_what_a_full_build_builds(archive, cli, tmp_path):
+    project = archive
+    assert_same_as_full_build(project, cli, tmp_path)
+    assert rendered_pages(project) == []  # nothing changed: every issue page is reused
+
+    entry = project.content / "2024/12/2024-12-1.md"  # an entry edited
+    touch(entry, entry.read_text().replace("Commentary on", "Edited commentary on"))
+    assert rendered_pages(project) == ["2024/12/index.html"]
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    project.entry("added", date="2024-11-20", body="A new one.")  # an entry added
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    moved = project.content / "2025/01/2025-01-2.md"  # an entry moved to another month
+    touch(moved, moved.read_text().replace("2025-01-12", "2024-12-28"))
+    assert sorted(rendered_pages(project)) == ["2024/12/index.html", "2025/01/index.html"]
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    (project.content / "2025/01/2025-01-0.md").unlink()  # an entry deleted
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    for path in (project.content / "2024/11").glob("*.md"):  # a whole month deleted: its page goes
+        path.unlink()
+    assert_same_as_full_build(project, cli, tmp_path)
+    assert not (project.root / "output/site/2024/11").exists()
+
+    project.entry("new-month", date="2024-06-02")  # a month added: its neighbour's page links to it
+    assert sorted(rendered_pages(project)) == ["2024/06/index.html", "2024/12/index.html"]
+    assert_same_as_full_build(project, cli, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "template, old, new",
+    [
+        ("site/_article.html", '<article class="entry">', '<article class="entry edited">'),
+        ("site/issue.html", '<nav class="pager">', '<nav class="pager edited">'),
+        ("site/index.html", "<h1>Every issue</h1>", "<h1>All the issues</h1>"),
+        ("email.txt", "{{", "Edited.\n{{"),
+    ],
+)
+def test_a_template_edit_builds_what_a_full_build_builds(archive, cli, tmp_path, template, old, new):
+    assert_same_as_full_build(archive, cli, tmp_path)
+    path = archive.root / "templates" / template
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    assert_same_as_full_build(archive, cli, tmp_path)
+
+
+@pytest.mark.parametrize("table, key, value", [("site", "title", "Renamed Links"), ("feeds", "keep", 2)])
+def test_a_config_change_builds_what_a_full_build_builds(archive, cli, tmp_path, table, key, value):
+    assert_same_as_full_build(archive, cli, tmp_path)
+    settings = site_settings()
+    settings["feeds"] = {"keep": 3}
+    settings[table][key] = value
+    archive.toml.write_text(to_toml(settings))
+    assert_same_as_full_build(archive, cli, tmp_path)
+
+
+def test_a_damaged_or_foreign_cache_is_never_trusted(archive, cli, tmp_path):
+    assert_same_as_full_build(archive, cli, tmp_path)
+    cache = archive.root / "var/cache/render"
+    article = cache / "2024-12.article"
+    article.write_bytes(article.read_bytes()[:-40])  # cut short, as a disk that lost the end would
+    email = cache / f"{MONTH}.email"
+    email.write_bytes(email.read_bytes().replace(b"Link Archive", b"Lost Archive", 1))
+    (cache / "pages.json").write_bytes(b"digest-render-cache 0\n{}")  # another version
+    page = archive.root / "output/site/2025/01/index.html"
+    page.write_text("edited by hand")  # the output changed behind the cache's back
+    entry = archive.content / "2024/12/2024-12-0.md"
+    touch(entry, entry.read_text().replace("Commentary on", "New commentary on"))
+    assert_same_as_full_build(archive, cli, tmp_path)
+    assert b"New commentary" in (archive.root / "output/site/2024/12/index.html").read_bytes()
+
+
+def test_the_cache_is_written_atomically_and_versioned(archive, cli):
+    assert cli(archive.root, "build", "--month", MONTH).code == 0
+    cache = archive.root / "var/cache/render"
+    assert not list(cache.glob(".*.tmp"))  # no temp file left behind
+    for path in cache.iterdir():
+        assert path.read_bytes().startswith(b"digest-render-cache 1\n"), path
+
+
+# -- the content cache: a cold scan that dies midway keeps what it parsed; a damaged cache is ignored ----------
+
+CRASHING_SCAN = """
+import os, sys
+from digest import collect
+from digest.config import load_config
+
+collect.CHECKPOINT_SECONDS = 0  # save after every file
+parse, parsed = collect._parse_file, []
+
+def dying(*args, **kwargs):
+    if len(parsed) == int(sys.argv[2]):
+        os._exit(9)  # as a kill -9 would: no cleanup, no final save
+    parsed.append(args[0])
+    return parse(*args, **kwargs)
+
+collect._parse_file = dying
+collect.load_archive(load_config(sys.argv[1]))
+"""
+
+
+def many_entries(project, count: int) -> None:
+    for n in range(count):
+        project.entry(f"entry-{n}", date=f"2025-0{1 + n % 2}-{1 + n % 27:02d}", body=f"Commentary {n}.")
+
+
+def scanned(project) -> tuple:
+    from digest.collect import load_archive
+
+    archive = load_archive(project.config(), strict=False)
+    return tuple(sorted((r.path, r.fields, r.month, r.digest) for r in archive.records))
+
+
+def test_a_cold_scan_killed_midway_leaves_a_cache_the_next_scan_resumes_from(project, monkeypatch):
+    import subprocess
+    import sys
+
+    from digest import collect
+
+    many_entries(project, 40)
+    done = subprocess.run([sys.executable, "-c", CRASHING_SCAN, str(project.toml), "25"], cwd=project.root)
+    assert done.returncode == 9
+    reparsed = []
+    parse = collect._parse_file
+    monkeypatch.setattr(collect, "_parse_file", lambda *a, **k: reparsed.append(a[0]) or parse(*a, **k))
+    resumed = scanned(project)
+    assert len(reparsed) == 15  # the 25 files parsed before the crash came from the cache
+    shutil.rmtree(project.root / "var/cache/content")
+    assert scanned(project) == resumed  # the same as a scan from nothing
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "foreign", "moved"])
+def test_a_damaged_content_cache_is_never_trusted(project, damage):
+    many_entries(project, 6)
+    clean = scanned(project)
+    shards = sorted((project.root / "var/cache/content").glob("*.pickle"))
+    assert len(shards) == 2  # one per content folder
+    for shard in shards:
+        raw = shard.read_bytes()
+        if damage == "truncate":
+            shard.write_bytes(raw[: len(raw) // 2])
+        elif damage == "flip":  # one byte of a title changed: the pickle still loads, the checksum doesn't match
+            shard.write_bytes(raw.replace(b"Entry 3", b"Entry X", 1).replace(b"Entry 2", b"Entry Y", 1))
+        elif damage == "foreign":
+            shard.write_bytes(b"not a digest cache at all")
+    if damage == "moved":  # each folder's file under the other's name
+        first, second = (s.read_bytes() for s in shards)
+        shards[0].write_bytes(second)
+        shards[1].write_bytes(first)
+    assert scanned(project) == clean
+
+
+def test_an_edit_rewrites_only_its_folders_cache_file(project):
+    many_entries(project, 6)
+    scanned(project)
+    shards = {p: p.stat().st_mtime_ns for p in (project.root / "var/cache/content").glob("*.pickle")}
+    edited = project.content / "2025/02/entry-1.md"
+    touch(edited, edited.read_text().replace("Commentary 1.", "Commentary one."))
+    scanned(project)
+    rewritten = [p for p, mtime in shards.items() if p.stat().st_mtime_ns != mtime]
+    assert len(rewritten) == 1
+
+
+def test_a_cold_scan_in_worker_processes_finds_what_one_process_finds(project, monkeypatch):
+    import multiprocessing
+
+    from digest import collect
+
+    many_entries(project, 30)
+    project.write("2025/01/broken.md", "---\ntitle: [unclosed\n---\n")
+    monkeypatch.setattr(collect, "PARALLEL_MIN_FILES", 10**9)
+    one = scanned(project), collect.load_archive(project.config(), strict=False).problems
+    shutil.rmtree(project.root / "var/cache/content")
+    monkeypatch.setattr(collect, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(collect.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(collect.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a core to spare
+    monkeypatch.setattr(collect.threading, "active_count", lambda: 1)
+    contexts = []
+    get_context = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: contexts.append(method) or get_context(method))
+    many = scanned(project), collect.load_archive(project.config(), strict=False).problems
+    assert contexts == ["fork"]  # the first scan forked; the second read the cache
+    assert many == one
+
+
+def test_the_months_link_warnings_are_said_on_every_build_cached_or_not(project, cli):
+    project.entry("links", date="2025-02-10", body="See [share](smb://fileserver/share).")
+    warning = "content/2025/02/links.md:7: link 'smb://fileserver/share' is shown as plain text"
+    for _ in range(2):  # rendered, then from the render cache
+        result = cli(project.root, "build")
+        assert result.code == 0 and warning in result.err, result.output
+
+
+def test_front_matter_is_read_with_libyaml_when_pyyaml_has_it():
+    import yaml
+
+    from digest import content
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML was built without libyaml")
+    assert issubclass(content._Loader, yaml.CSafeLoader)
