@@ -99,20 +99,6 @@ def add_subscribers(root: Path, count: int, prefix: str = "reader") -> list[str]
 REQUIRE_ALL = os.environ.get("DIGEST_REQUIRE_ALL_TESTS") == "1"
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """One real PostgreSQL server for the session (Debian's postgresql package), stopped at the end."""
-    from pg_server import PostgresServer, find_bindir
-
-    if find_bindir() is None:
-        if REQUIRE_ALL:
-            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request) -> str | None:
     """Each store and delivery test runs on SQLite (the default, None here) and on PostgreSQL."""

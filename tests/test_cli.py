@@ -157,7 +157,7 @@ def line_of(toml: str, text: str) -> int:
         (with_setting("site", "base_url", "ftp://links.example.com/"), "digest.toml:{line}: site.base_url: 'ftp://links.example.com/' is not a valid value here"),
         (with_setting("sender", "address", "not-an-address"), "digest.toml:{line}: sender.address: 'not-an-address' is not a valid email address: An email address must have an @-sign. (got 'not-an-address')"),
         (with_setting("feeds", "keep", 0), "digest.toml:{line}: feeds.keep: Input should be greater than or equal to 1 (got 0)"),
-        (with_setting("delivery", "adapter", "pigeon"), "digest.toml:{line}: delivery.adapter: Input should be 'outbox', 'console' or 'smtp' (got 'pigeon')"),
+        (with_setting("delivery", "adapter", "pigeon"), "digest.toml:{line}: delivery.adapter: Input should be 'outbox', 'console', 'smtp', 'postmark', 'ses' or 'mailgun' (got 'pigeon')"),
         (with_setting("site", "sections", ["News", "news"]), "digest.toml:{line}: site.sections: sections must be unique (got ['News', 'news'])"),
     ],
 )  # fmt: skip

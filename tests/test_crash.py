@@ -86,7 +86,9 @@ def assert_complete(name: str, data: bytes) -> None:
         parts = [part.get_content_type() for part in message.iter_parts()]
         assert parts == ["text/plain", "text/html"], (name, parts)
         assert message.get_body(("html",)).get_content().rstrip().endswith("</html>"), f"{name}: HTML part cut short"
-        assert re.search(r"Unsubscribe:\r?\n\S+\s*$", message.get_body(("plain",)).get_content()), f"{name}: text part cut short"
+        assert re.search(r"Unsubscribe:\r?\n\S+\s*$", message.get_body(("plain",)).get_content()), (
+            f"{name}: text part cut short"
+        )
     else:
         pytest.fail(f"unexpected file {name}")
 

@@ -588,7 +588,12 @@ def test_an_entry_written_by_write_entry_reads_back_the_same(title, url, source,
         assert entry is None and problems, raw  # refused with a clear problem, not read wrongly
         return
     assert entry is not None, (raw, problems)
-    assert (entry.title, entry.url, entry.source, entry.quote) == (normal(title), url, normal(source), normal_quote(quote))
+    assert (entry.title, entry.url, entry.source, entry.quote) == (
+        normal(title),
+        url,
+        normal(source),
+        normal_quote(quote),
+    )
     assert entry.section == next(s for s in SECTIONS if s.casefold() == " ".join(section.split()).casefold())
     assert entry.tags == tags
     assert entry.body == note.strip()

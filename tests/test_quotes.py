@@ -13,7 +13,9 @@ from digest.render.email import render_email
 from digest.render.feed import render_feeds
 from digest.render.site import render_article
 
-QUOTE = "Two roads diverged in a wood, and I—\nI took the one less traveled by,\n\nAnd that has made all the difference."
+QUOTE = (
+    "Two roads diverged in a wood, and I—\nI took the one less traveled by,\n\nAnd that has made all the difference."
+)
 FEBRUARY = date(2025, 2, 1)
 
 

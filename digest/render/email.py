@@ -8,8 +8,8 @@ or it is left whole and refused before sending (`"refuse"`).
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
