@@ -129,3 +129,29 @@ def make_project(tmp_path: Path, database_url: str | None):
 @pytest.fixture
 def smtp_project(make_project, smtp_server: SmtpServer) -> Path:
     return make_project(smtp_port=smtp_server.port)
+
+
+def issue_counts(root: Path, key: str = "2025-02") -> dict[str, int]:
+    """The issue's delivery figures, read from the project's own store."""
+    from digest.config import load_config
+    from digest.publish import open_store
+    from digest.store import deliveries
+
+    store = open_store(load_config(root / "digest.toml"))
+    try:
+        return deliveries.counts(store, deliveries.get_issue(store, key).id)
+    finally:
+        store.close()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll `predicate` until it is true (returning its value); fail naming `what` after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -14,11 +14,7 @@ import time
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, digest, write_project
-
-from digest.config import load_config
-from digest.publish import open_store
-from digest.store import deliveries as ledger
+from delivery_support import add_subscribers, digest, issue_counts, wait_for, write_project
 
 pytestmark = pytest.mark.slow
 
@@ -46,23 +42,6 @@ def start_worker(root, *args: str, prefix: list[str] | None = None) -> subproces
     )  # fmt: skip
 
 
-def counts(root) -> dict[str, int]:
-    store = open_store(load_config(root / "digest.toml"))
-    try:
-        return ledger.counts(store, ledger.get_issue(store, "2025-02").id)
-    finally:
-        store.close()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def assert_exactly_once_but_for_in_flight(root, addresses, server, bound: int) -> Counter:
     received = server.recorder.by_recipient()
     assert set(received) == set(addresses)  # nobody skipped
@@ -70,7 +49,7 @@ def assert_exactly_once_but_for_in_flight(root, addresses, server, bound: int) -
     assert all(n == 2 for n in duplicates.values()) and len(duplicates) <= bound, duplicates
     for address in duplicates:  # a resend carries the same Message-ID
         assert len({m.message_id for m in server.messages if address in m.rcpt_tos}) == 1
-    final = counts(root)
+    final = issue_counts(root)
     assert final["sent"] == len(addresses) and final["sending"] == 0 and final["queued"] == 0
     assert len(duplicates) <= final["resent_unknown"]  # `status` counts every resend
     return received
@@ -122,4 +101,4 @@ def test_two_live_workers_sharing_a_host_name_never_take_each_other_for_dead(que
     assert [p.returncode for p in pool] == [0, 0], [err for _, err in results]
     received = assert_exactly_once_but_for_in_flight(root, addresses, smtp_server, bound=0)
     assert all(n == 1 for n in received.values())  # no takeover at all: nobody was resent
-    assert counts(root)["resent_unknown"] == 0
+    assert issue_counts(root)["resent_unknown"] == 0

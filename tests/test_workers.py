@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, digest, write_project
+from delivery_support import add_subscribers, digest, issue_counts, wait_for, write_project
 
 from digest.config import load_config
 from digest.publish import open_store
-from digest.store import deliveries as ledger
 from digest.store import workers
 
 pytestmark = pytest.mark.slow
@@ -75,24 +73,6 @@ def pool(queued):
             process.wait()
 
 
-def counts(root):
-    store = open_store(load_config(root / "digest.toml"))
-    try:
-        return ledger.counts(store, ledger.get_issue(store, "2025-02").id)
-    finally:
-        store.close()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queued, pool, smtp_server):
     root, addresses = queued
     started = [pool.start() for _ in range(4)]
@@ -103,7 +83,7 @@ def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queu
     at_kill = len(smtp_server.messages)
     assert at_kill < 400
     late = pool.start()
-    wait_for(lambda: counts(root)["sent"] == 400, 120, "every delivery recorded")
+    wait_for(lambda: issue_counts(root)["sent"] == 400, 120, "every delivery recorded")
     outputs = pool.stop_all()
     received = smtp_server.recorder.by_recipient()
     assert set(received) == set(addresses)  # nobody skipped
@@ -115,7 +95,7 @@ def test_four_workers_one_killed_another_started_later_deliver_exactly_once(queu
         assert (
             len({m.message_id for m in smtp_server.messages if address in m.rcpt_tos}) == 1
         )  # resent with the same Message-ID
-    final = counts(root)
+    final = issue_counts(root)
     assert final["sent"] == 400 and final["sending"] == 0 and final["queued"] == 0
     assert len(duplicates) <= final["resent_unknown"] <= CONNECTIONS  # the resends are reported
     reported = sum(int(out.split("resent ")[1].split(" ")[0]) for out in outputs if "resent " in out)
@@ -147,7 +127,7 @@ def test_sigterm_gives_claims_back_at_once(queued, pool, smtp_server):
     worker.send_signal(signal.SIGTERM)
     out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
-    state = counts(root)
+    state = issue_counts(root)
     assert state["sending"] == 0 and state["sent"] == len(smtp_server.messages)  # nothing held, nothing unrecorded
     store = open_store(load_config(root / "digest.toml"))
     assert all(not w.alive for w in workers.listing(store, include_stopped=True))

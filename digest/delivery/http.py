@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
 
-from digest.delivery.base import Deferred, DeliveryError, NotSent, OutgoingMessage
+from digest.delivery.base import Deferred, DeliveryError, MailAdapter, NotSent, OutgoingMessage
 
 PASSED_HEADERS = ("Message-ID", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
 
@@ -19,6 +19,23 @@ def secret(variable: str, service: str) -> str:
     if not value:
         raise DeliveryError(f"the {service} adapter needs {variable}", f"export {variable}=...")
     return value
+
+
+class HttpAdapter(MailAdapter):
+    """A mail service reached over HTTPS: its key from the environment, one pooled client per adapter."""
+
+    key_env: str  # the environment variable holding the service's key
+    timeout: float = 30.0
+    client: object = None
+
+    def open(self) -> None:
+        self.key = secret(self.key_env, self.name)
+        self.client = client(self.timeout)
+
+    def close(self) -> None:
+        used, self.client = self.client, None
+        if used is not None:
+            used.close()  # type: ignore[attr-defined]
 
 
 def client(timeout: float):

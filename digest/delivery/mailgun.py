@@ -11,30 +11,22 @@ from collections.abc import Callable
 
 from digest.config import Config
 from digest.delivery import http
-from digest.delivery.base import DeliveryError, MailAdapter, OutgoingMessage, Rejected
+from digest.delivery.base import DeliveryError, OutgoingMessage, Rejected
 
 KEY_ENV = "DIGEST_MAILGUN_API_KEY"
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
 
-class MailgunAdapter(MailAdapter):
+class MailgunAdapter(http.HttpAdapter):
     name = "mailgun"
+    key_env = KEY_ENV
 
     def __init__(self, config: Config):
         if config.mailgun is None:
             raise DeliveryError("the mailgun adapter needs a [mailgun] table with domain", "see README")
         self.settings = config.mailgun
         self.base = (self.settings.base_url or REGIONS[self.settings.region]).rstrip("/")
-        self.client = None
-
-    def open(self) -> None:
-        self.key = http.secret(KEY_ENV, "mailgun")
-        self.client = http.client(self.settings.timeout)
-
-    def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None:
-            client.close()
+        self.timeout = self.settings.timeout
 
     def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
         url = f"{self.base}/v3/{self.settings.domain}/messages.mime"

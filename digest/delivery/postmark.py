@@ -14,7 +14,6 @@ from digest.delivery import http
 from digest.delivery.base import (
     Deferred,
     DeliveryError,
-    MailAdapter,
     OutgoingMessage,
     Rejected,
     SendResult,
@@ -26,22 +25,14 @@ BATCH_LIMIT = 500  # Postmark's limit per /email/batch call
 INACTIVE = 406  # "You tried to send to a recipient that has been marked as inactive."
 
 
-class PostmarkAdapter(MailAdapter):
+class PostmarkAdapter(http.HttpAdapter):
     name = "postmark"
+    key_env = TOKEN_ENV
     batch_limit = BATCH_LIMIT
 
     def __init__(self, config: Config):
         self.settings = config.postmark
-        self.client = None
-
-    def open(self) -> None:
-        self.token = http.secret(TOKEN_ENV, "postmark")
-        self.client = http.client(self.settings.timeout)
-
-    def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None:
-            client.close()
+        self.timeout = self.settings.timeout
 
     def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
         [result] = self.send_batch([message], commit)
@@ -59,7 +50,7 @@ class PostmarkAdapter(MailAdapter):
                 self.client,
                 f"{self.settings.base_url}/email/batch",
                 json=body,
-                headers={"X-Postmark-Server-Token": self.token, "Accept": "application/json"},
+                headers={"X-Postmark-Server-Token": self.key, "Accept": "application/json"},
             )
             http.check_status("postmark", response)
         except Deferred as exc:
