@@ -275,6 +275,9 @@ def visible_text(value: Any) -> str | None:
     return value if visible else None  # a title of zero-width spaces is an empty title
 
 
+_ODD_SPACE = re.compile(r"[^\S \t]")
+
+
 def quote_markdown(value: Any) -> str | None:
     """A quote as written, its paragraphs and line breaks kept (a YAML block scalar, or Markdown):
     trailing spaces and the common indent dropped, blank lines between paragraphs at most one;
@@ -283,7 +286,8 @@ def quote_markdown(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str) or visible_text(value) is None:
         return None
-    lines = [line.rstrip() for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    # every line break Python knows ends a line; any other white space (U+001F, a no-break space) is a space
+    lines = [_ODD_SPACE.sub(" ", line).rstrip() for line in value.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", textwrap.dedent("\n".join(lines))).strip()
 
 
