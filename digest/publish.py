@@ -7,7 +7,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ class Rendered:
     pages: tuple[Page, ...]  # the pages rendered: every one in a full build, else what changed and the index
     feeds: Feeds
     site: SitePlan | None = None  # every issue page's key, for the render cache; pages to remove
+    sendable: bool = False  # the preflight passed on this email: `send` need not compose the sample again
 
 
 @stage
@@ -69,6 +70,7 @@ def render(config: Config, month: date | None = None, *, for_sending: bool = Fal
                         _feeds(months[-config.feeds.keep :], issues, renders), plan)  # fmt: skip
     if for_sending:
         preflight(config, rendered)
+        rendered = replace(rendered, sendable=True)
     return rendered
 
 
@@ -136,7 +138,10 @@ def _email(archive: Archive, issue: Issue, renders: RenderCache, config: Config)
 
 
 def preflight(config: Config, rendered: Rendered) -> None:
-    """SendRefused, listing why, unless one real message of this email reads back exactly as composed."""
+    """SendRefused, listing why, unless one real message of this email reads back exactly as composed
+    (once per render: a `sendable` one passed already)."""
+    if rendered.sendable:
+        return
     from digest.delivery import preflight as check
 
     problems = check.problems(rendered.email, config)

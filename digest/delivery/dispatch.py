@@ -207,15 +207,9 @@ class Sender:
                 deferrals = 0
                 while not self._halt.is_set():
                     settle()  # a new batch starts only when the last is fully recorded
-                    batch = ledger.claim(
-                        self.store, issue_id, self.worker_id, next(self.batches), self.config.delivery.batch_size
-                    )
-                    if not batch:
-                        due = ledger.next_due(self.store, issue_id)
-                        if due is None:
-                            return
-                        self._halt.wait(min(max(due, 0.05), 1.0))
-                        continue
+                    batch = self._claim(issue_id, next(self.batches), self.config.delivery.batch_size)
+                    if batch is None:
+                        return
                     for index, claim in enumerate(batch):
                         if self._halt.is_set():
                             settle()
@@ -241,12 +235,10 @@ class Sender:
         try:
             while not self._halt.is_set():
                 settle()
-                batch = ledger.claim(self.store, issue_id, self.worker_id, -next(self.batches), limit)
+                batch = self._claim(issue_id, -next(self.batches), limit)
+                if batch is None:
+                    return
                 if not batch:
-                    due = ledger.next_due(self.store, issue_id)
-                    if due is None:
-                        return
-                    self._halt.wait(min(max(due, 0.05), 1.0))
                     continue
                 try:
                     results = self._send_batch(transport, composer, issue_key, batch, gate)
@@ -255,14 +247,7 @@ class Sender:
                     raise
                 settle()
                 for claim, message_id, result in results:
-                    final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
-                    self.stats.count(result, final, claim.unknown_outcome)
-                    if result.status != SendStatus.SENT:
-                        log.info("%s %s: %s", result.status, claim.email, result.detail)
-                    outcome = ledger.Outcome(
-                        claim, str(result.status), message_id, result.detail, result.bounce, result.retry_after
-                    )
-                    pending.append(self.ledger.submit(outcome))
+                    pending.append(self.ledger.submit(self._outcome(claim, message_id, result)))
                 self.on_progress(self.stats)
         finally:
             settle()
@@ -308,15 +293,29 @@ class Sender:
         else:
             self.pacer.wait(self._halt)
             result = transport.send(message, commit)
+        outcome = self._outcome(claim, message.message_id, result)
+        self.on_progress(self.stats)
+        return result, outcome
+
+    def _claim(self, issue_id: int, number: int, limit: int) -> list[ledger.Claim] | None:
+        """The next batch of ready deliveries; [] after waiting for a retry to come due; None when
+        nothing of the issue is left to send."""
+        batch = ledger.claim(self.store, issue_id, self.worker_id, number, limit)
+        if batch:
+            return batch
+        due = ledger.next_due(self.store, issue_id)
+        if due is None:
+            return None
+        self._halt.wait(min(max(due, 0.05), 1.0))
+        return []
+
+    def _outcome(self, claim: ledger.Claim, message_id: str, result: SendResult) -> ledger.Outcome:
+        """Count one result and turn it into the outcome to record."""
         final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
         self.stats.count(result, final, claim.unknown_outcome)
         if result.status != SendStatus.SENT:
             log.info("%s %s: %s", result.status, claim.email, result.detail)
-        self.on_progress(self.stats)
-        outcome = ledger.Outcome(
-            claim, str(result.status), message.message_id, result.detail, result.bounce, result.retry_after
-        )
-        return result, outcome
+        return ledger.Outcome(claim, str(result.status), message_id, result.detail, result.bounce, result.retry_after)
 
 
 class _GroupCommit:
