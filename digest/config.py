@@ -368,6 +368,11 @@ class Config(Section):
     def _absolute_paths(self) -> Config:
         """Paths in the file are relative to the file, not to wherever digest runs."""
         paths = {name: self.root / getattr(self.paths, name) for name in PathsConfig.model_fields}
+        if "templates" in self.paths.model_fields_set and not paths["templates"].is_dir():
+            raise ValueError(
+                f"[paths] templates: folder not found: {paths['templates']} (create it, or remove the key: "
+                "the built-in theme needs no folder)"
+            )
         object.__setattr__(self, "paths", PathsConfig(**paths))
         if self.dkim is not None:
             dkim = self.dkim.model_copy(update={"key_file": self.root / self.dkim.key_file})

@@ -112,7 +112,7 @@ def new_project(tmp_path: Path):
     def make(timezone: str = "Europe/Berlin", *, settings: dict | None = None, toml: str | None = None) -> Project:
         root = tmp_path / f"project{next(numbers)}"
         (root / "content").mkdir(parents=True)
-        shutil.copytree(REPO / "templates", root / "templates")
+        shutil.copytree(REPO / "digest" / "theme", root / "templates")
         (root / "digest.toml").write_text(toml if toml is not None else to_toml(settings or site_settings(timezone)))
         return Project(root)
 

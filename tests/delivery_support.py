@@ -25,7 +25,7 @@ def write_project(
     database_url: str | None = None,
 ) -> Path:
     """A project folder: the shipped February 2025 content and templates, and a digest.toml."""
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "digest" / "theme", root / "templates")
     shutil.copytree(FEBRUARY, root / "content" / "2025" / "02")
     adapter = "smtp" if smtp_port else "outbox"
     config = f"""

@@ -35,7 +35,7 @@ def make_site(root: Path, **tables: dict) -> Path:
     for table, values in tables.items():
         settings_.setdefault(table, {}).update(values)
     root.mkdir(parents=True)
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "digest" / "theme", root / "templates")
     shutil.copytree(REPO / "content" / "2025" / "02", root / "content" / "2025" / "02")
     (root / "digest.toml").write_text(to_toml(settings_))
     return root

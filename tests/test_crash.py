@@ -32,7 +32,7 @@ NEW_ENTRY = "---\ntitle: A late addition\nurl: https://example.com/late\ndate: 2
 
 def project(root: Path, months: int = 18) -> Path:
     """The shipped project plus `months` generated older months, so a build writes many files."""
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "digest" / "theme", root / "templates")
     shutil.copytree(REPO / "content", root / "content")
     shutil.copy(REPO / "digest.toml", root / "digest.toml")
     for number in range(months):

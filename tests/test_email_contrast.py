@@ -75,7 +75,7 @@ def emails(tmp_path_factory) -> dict[str, Path]:
     (root / "digest.toml").write_text(to_toml(site_settings("America/New_York")))
     config = load_config(root / "digest.toml")
     config = config.model_copy(
-        update={"paths": config.paths.model_copy(update={"content": REPO / "content", "templates": REPO / "templates"})}
+        update={"paths": config.paths.model_copy(update={"content": REPO / "content", "templates": REPO / "digest" / "theme"})}
     )
     archive = load_archive(config)
     files = {}

@@ -30,7 +30,7 @@ def normalised_eml(raw: bytes) -> str:
 def built(tmp_path_factory, monkeypatch_module) -> dict[str, str]:
     root = tmp_path_factory.mktemp("golden") / "site"
     root.mkdir()
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "digest" / "theme", root / "templates")
     shutil.copytree(REPO / "content" / "2025" / "02", root / "content" / "2025" / "02")
     shutil.copy(REPO / "digest.toml", root / "digest.toml")
     monkeypatch_module.setenv("DIGEST_SECRET_KEY", SECRET)

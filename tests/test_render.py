@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+import shutil
 
 import pytest
 from conftest import site_settings
@@ -10,6 +11,7 @@ from html_safety import executable
 
 from digest.checks import email_problems, html_links
 from digest.collect import load_archive
+from digest.config import ConfigError
 from digest.render import TemplateError
 from digest.render.email import SLOT_PATTERN, render_email
 from digest.render.site import render_article, render_site
@@ -278,11 +280,30 @@ def test_an_undefined_variable_and_an_unknown_mjml_tag_are_named(project):
         render_email(issue, config)
 
 
-def test_a_missing_templates_folder_is_a_clear_error(new_project):
+def test_a_missing_templates_folder_that_was_named_is_a_clear_error(new_project):
     settings = site_settings()
     settings["paths"] = {"templates": "no-such-folder"}
     project = new_project(settings=settings)
+    with pytest.raises(ConfigError, match=r"no-such-folder \(create it, or remove the key"):
+        project.config()
+
+
+def test_without_a_templates_folder_the_built_in_theme_renders(new_project):
+    project = new_project()
+    shutil.rmtree(project.root / "templates")
     write_february(project)
     config = project.config()
-    with pytest.raises(TemplateError, match=r"no-such-folder: templates folder not found \(set \[paths\] templates in digest.toml\)"):  # fmt: skip
-        render_email(load_archive(config).issue(FEBRUARY), config)
+    rendered = render_email(load_archive(config).issue(FEBRUARY), config)
+    assert rendered.text.startswith("Link Archive: February 2025\n") and "3 links from A Writer." in rendered.text
+
+
+def test_a_site_template_overrides_only_its_own_file(new_project):
+    project = new_project()
+    shutil.rmtree(project.root / "templates")
+    (project.root / "templates").mkdir()
+    (project.root / "templates" / "email.txt").write_text("Only this: {{ issue.title }}\n")
+    write_february(project)
+    config = project.config()
+    rendered = render_email(load_archive(config).issue(FEBRUARY), config)
+    assert rendered.text.startswith("Only this: ")
+    assert "<!DOCTYPE html>" in rendered.html and rendered.shown == 3  # the MJML still comes from the theme

@@ -1,4 +1,5 @@
-"""The one Jinja environment every renderer uses: autoescaped HTML/MJML/XML, plain .txt."""
+"""The one Jinja environment every renderer uses: autoescaped HTML/MJML/XML, plain .txt. Templates come
+from the site's own folder first, file by file, then from the theme that ships in the package."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import jinja2.bccache
 
 from digest.errors import DigestError
 
+THEME = Path(__file__).resolve().parent.parent / "theme"
+
 
 class TemplateError(DigestError):
     """A template is missing or broken: names the file and line."""
@@ -19,18 +22,33 @@ class TemplateError(DigestError):
 @cache
 def environment(templates: Path) -> jinja2.Environment:
     """Autoescape everything but .txt, so no title or source reaches HTML unescaped."""
-    if not templates.is_dir():
-        raise TemplateError(f"{templates}: templates folder not found (set [paths] templates in digest.toml)")
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates),
+        loader=jinja2.FileSystemLoader([str(folder) for folder in template_folders(templates)]),
         autoescape=jinja2.select_autoescape(["html", "mjml", "xml"], default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["month_name"] = lambda d: d.strftime("%B %Y")
     return env
+
+
+def template_folders(templates: Path) -> tuple[Path, ...]:
+    """Where templates are looked up, first match wins: the site's overrides (when it has any), the theme."""
+    return (templates, THEME) if templates.is_dir() else (THEME,)
+
+
+def template_file(templates: Path, name: str) -> Path:
+    """The file `name` resolves to: the site's copy if it has one, else the theme's."""
+    for folder in template_folders(templates):
+        if (folder / name).is_file():
+            return folder / name
+    raise TemplateError(f"{templates / name}: template not found")
+
+
+def theme_files() -> list[str]:
+    """Every file of the default theme, as names relative to it (`site/style.css`)."""
+    return sorted(str(p.relative_to(THEME)) for p in THEME.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 class _BytecodeCache(jinja2.FileSystemBytecodeCache):

@@ -22,6 +22,7 @@ from digest.collect import Archive, month_link_warnings
 from digest.config import Config
 from digest.errors import Problem
 from digest.files import write_atomic
+from digest.render import template_folders
 from digest.render.site import neighbours, page_path
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,10 @@ def inputs_key(config: Config) -> str:
     """What every month's renders share: code, the relevant configuration and every template's bytes."""
     h = hashlib.blake2b(code_version().encode(), digest_size=16)
     h.update(config.model_dump_json(include=CONFIG_TABLES).encode())
-    templates = config.paths.templates
-    for path in sorted(templates.rglob("*")) if templates.is_dir() else ():
-        if path.is_file():
-            h.update(str(path.relative_to(templates)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for folder in template_folders(config.paths.templates):  # the theme's files, then the site's overrides
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 

@@ -12,7 +12,7 @@ from markupsafe import Markup
 from digest.collect import Issue
 from digest.config import Config
 from digest.gcpause import stage
-from digest.render import render_template
+from digest.render import render_template, template_file
 
 STATIC_FILES = ("style.css",)
 T = TypeVar("T")
@@ -71,7 +71,8 @@ def render_index_page(ordered: Sequence[Issue], config: Config) -> Page:
 
 
 def static_pages(config: Config) -> tuple[Page, ...]:
-    return tuple(Page(name, (config.paths.templates / "site" / name).read_bytes()) for name in STATIC_FILES)
+    templates = config.paths.templates
+    return tuple(Page(name, template_file(templates, f"site/{name}").read_bytes()) for name in STATIC_FILES)
 
 
 def render_index(issues_newest_first: Sequence[Issue], config: Config, **extra: object) -> str:
