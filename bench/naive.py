@@ -47,7 +47,7 @@ def build(root: Path, month: date, prerendered: list[dict]) -> None:
         entries=entries,
     )
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(REPO / "templates"), autoescape=jinja2.select_autoescape(["mjml", "html"])
+        loader=jinja2.FileSystemLoader(REPO / "digest" / "theme"), autoescape=jinja2.select_autoescape(["mjml", "html"])
     )
     source = env.get_template("email.mjml").render(
         site=site, issue=issue, sections=[s for s in sections if s[1]], more=[], more_count=0, unsubscribe_url="%%U%%"

@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from digest import collect, publish  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.content import commentary_tree  # noqa: E402
 from digest.files import write_atomic  # noqa: E402
 from digest.render.email import render_email  # noqa: E402
 from digest.render.feed import render_feeds  # noqa: E402
+from digest.render.markdown import commentary_tree  # noqa: E402
 from digest.render.site import render_article, render_site  # noqa: E402
 
 WORDS = [
@@ -130,7 +130,7 @@ def entry_text(rng: random.Random, n: int, month: date) -> str:
 def make_project(root: Path, months: list[tuple[date, int]]) -> Path:
     rng = random.Random(42)
     shutil.copy(REPO / "digest.toml", root / "digest.toml")
-    toml = (root / "digest.toml").read_text().replace('templates = "templates"', f'templates = "{REPO / "templates"}"')
+    toml = (root / "digest.toml").read_text().replace('templates = "templates"\n', "")  # the built-in theme
     (root / "digest.toml").write_text(toml)
     n = 0
     for month, count in months:

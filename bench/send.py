@@ -74,7 +74,7 @@ class Sink:
 
 def make_project(root: Path, port: int, connections: int, extra: str = "") -> Path:
     root.mkdir(parents=True)
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "digest" / "theme", root / "templates")
     shutil.copytree(REPO / "content", root / "content")
     toml = (REPO / "digest.toml").read_text().replace('adapter = "outbox"', 'adapter = "smtp"')
     toml += f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nconnections = {connections}\n'
@@ -122,20 +122,27 @@ def child(root: Path, ed25519_only: bool = False) -> None:
     signing = {"calls": 0, "cpu": 0.0, "wall": 0.0}  # the signer's own cost inside the real send
     untimed = message._dkim_signer
 
-    def timed_signer(config):
-        signer = untimed(config)
-        if signer is None:
-            return None
-
-        def sign(raw: bytes) -> bytes:
+    def timed(method):
+        def call(*args):
             cpu, wall = time.thread_time(), time.perf_counter()  # this thread's CPU: not another's, not waits
-            header = signer(raw)
+            header = method(*args)
             signing["cpu"] += time.thread_time() - cpu
             signing["wall"] += time.perf_counter() - wall
             signing["calls"] += 1
             return header
 
-        return sign
+        return call
+
+    def timed_signer(config):
+        signer = untimed(config)
+        if signer is None:
+            return None
+
+        class Timed(type(signer)):  # both ways the Composer signs: the whole message, or relaxed pieces
+            __call__ = timed(type(signer).__call__)
+            sign_relaxed = timed(type(signer).sign_relaxed)
+
+        return Timed(signer.domain, signer.keys, signer.headers)
 
     message._dkim_signer = timed_signer
     config = load_config(root / "digest.toml")

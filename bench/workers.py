@@ -66,7 +66,7 @@ class Sink:
 
 def project(root: Path, database_url: str, smtp_port: int, connections: int, mode: str = "queue") -> Path:
     root.mkdir(parents=True)
-    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "digest" / "theme", root / "templates")
     shutil.copytree(REPO / "content", root / "content")
     toml = (REPO / "digest.toml").read_text()
     toml = toml.replace('adapter = "outbox"', f'adapter = "smtp"\nmode = "{mode}"\nbatch_size = 200')

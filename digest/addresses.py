@@ -25,8 +25,3 @@ def normalise(address: str) -> str:
     except Exception as exc:  # the IDNA codec on an absurd label  # noqa: BLE001
         raise InvalidAddress(f"{given!r} is not a valid email address: {exc}") from None
     return f"{result.local_part}@{result.ascii_domain}".lower()
-
-
-def needs_smtputf8(address: str) -> bool:
-    """True for a mailbox whose local part is not ASCII (RFC 6531)."""
-    return not address.isascii()

@@ -22,15 +22,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from email.utils import getaddresses, parseaddr
+from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from digest import tokens
 from digest.config import Config
 from digest.errors import DigestError
-from digest.store import Store
-from digest.store import reports as ledger
+from digest.store import Store, reports
 from digest.store.reports import EventKind, Target
+
+if TYPE_CHECKING:
+    from imap_tools import BaseMailBox  # loaded only when an IMAP mailbox is read
 
 log = logging.getLogger(__name__)
 IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"
@@ -95,37 +99,48 @@ def _verp_delivery(msg: Message, raw: bytes, secret: str) -> int | None:
     return None
 
 
+def _parts(part: Message) -> list[Message]:
+    """A multipart (or message/*) part's messages; [] for any other payload."""
+    payload = part.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
+def _decoded(part: Message) -> bytes:
+    """A leaf part's body, transfer encoding undone."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
 def _original_message_ids(msg: Message) -> list[str]:
     """Message-IDs of the original message attached to a report (message/rfc822 or text/rfc822-headers)."""
     found: list[str] = []
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "message/global") and part.is_multipart():
-            for inner in part.get_payload():
+            for inner in _parts(part):
                 found += [str(v) for v in inner.get_all("message-id") or []]
         elif ctype in ("text/rfc822-headers", "text/rfc822-header", "message/rfc822-headers"):
-            headers = message_from_bytes(part.get_payload(decode=True) or b"")
+            headers = message_from_bytes(_decoded(part))
             found += [str(v) for v in headers.get_all("message-id") or []]
     return [m.strip() for m in found if m.strip()]
 
 
 def _target(msg: Message, raw: bytes, store: Store, secret: str, addresses: list[str]) -> Target | None:
     delivery = _verp_delivery(msg, raw, secret)
-    if delivery is not None and (target := ledger.by_delivery(store, delivery)) is not None:
+    if delivery is not None and (target := reports.by_delivery(store, delivery)) is not None:
         return target
     for message_id in _original_message_ids(msg):
-        if (target := ledger.by_message_id(store, message_id)) is not None:
+        if (target := reports.by_message_id(store, message_id)) is not None:
             return target
     for address in addresses:
-        if (target := ledger.by_address(store, address.strip().lower())) is not None:
+        if (target := reports.by_address(store, address.strip().lower())) is not None:
             return target
     return None
 
 
 def _is_feedback_report(msg: Message) -> bool:
-    return msg.get_content_type() == "multipart/report" and msg.get_param("report-type", "").lower() == (
-        "feedback-report"
-    )
+    report_type = collapse_rfc2231_value(msg.get_param("report-type", ""))
+    return msg.get_content_type() == "multipart/report" and report_type.lower() == "feedback-report"
 
 
 def _complaint(msg: Message, raw: bytes, key: str, store: Store, secret: str) -> Report:
@@ -133,8 +148,8 @@ def _complaint(msg: Message, raw: bytes, key: str, store: Store, secret: str) ->
     fields: dict[str, str] = {}
     for part in msg.walk():
         if part.get_content_type() == "message/feedback-report":
-            body = part.get_payload()
-            text = body[0].as_string() if isinstance(body, list) else (part.get_payload(decode=True) or b"").decode()
+            inner = _parts(part)
+            text = inner[0].as_string() if inner else _decoded(part).decode()
             for line in text.splitlines():
                 name, sep, value = line.partition(":")
                 if sep:
@@ -147,7 +162,8 @@ def _complaint(msg: Message, raw: bytes, key: str, store: Store, secret: str) ->
 def _original_recipients(msg: Message) -> list[str]:
     for part in msg.walk():
         if part.get_content_type() == "message/rfc822" and part.is_multipart():
-            return [a for _, a in getaddresses([str(v) for v in part.get_payload()[0].get_all("to") or []])]
+            original = _parts(part)[0]
+            return [a for _, a in getaddresses([str(v) for v in original.get_all("to") or []])]
     return []
 
 
@@ -176,7 +192,7 @@ def _statuses(msg: Message) -> list[str]:
     out = []
     for part in msg.walk():
         if part.get_content_type() == "message/delivery-status" and part.is_multipart():
-            for block in part.get_payload():
+            for block in _parts(part):
                 action = (block.get("action") or "").lower()
                 if action.startswith(("failed", "delayed", "error")) and block.get("status"):
                     out.append(str(block.get("status")).split()[0])
@@ -189,7 +205,7 @@ def _unsubscribe(msg: Message, key: str, config: Config, store: Store) -> Report
     auto = (msg.get("auto-submitted") or "no").lower() != "no"
     sender = parseaddr(str(msg.get("from") or ""))[1].lower()
     if subject.lower() == "unsubscribe" and not auto and sender:
-        target = ledger.by_address(store, sender)
+        target = reports.by_address(store, sender)
         if target is not None:
             return Report(key, EventKind.UNSUBSCRIBE, target, "mailto unsubscribe")
     return Report(key, None, None, str(msg.get("subject") or "(no subject)"))
@@ -198,14 +214,14 @@ def _unsubscribe(msg: Message, key: str, config: Config, store: Store) -> Report
 def process(config: Config, store: Store, source: MailSource) -> Summary:
     """Read every message once; record what is recognised; leave the rest and list it."""
     secret = tokens.secret_key(config)
-    limits = ledger.Thresholds(config.delivery.bounce_after, config.delivery.soft_bounce_after)
+    limits = reports.Thresholds(config.delivery.bounce_after, config.delivery.soft_bounce_after)
     summary = Summary()
     for item in source.messages():
         report = classify(item.raw, config, store, secret)
         if report.kind is None or report.target is None:
             summary.unrecognised.append(f"{report.detail[:80]} ({report.key})")
             continue
-        if ledger.record(store, report.key, report.kind, report.target, source.name, report.detail, limits):
+        if reports.record(store, report.key, report.kind, report.target, source.name, report.detail, limits):
             summary.add(report.kind)
             log.info("%s: %s (%s)", report.kind, report.target.email, report.detail)
         else:
@@ -266,7 +282,7 @@ class ImapSource(MailSource):
         if not password:
             raise BounceError(f"[imap] is set but {IMAP_PASSWORD_ENV} is not: export {IMAP_PASSWORD_ENV}=...")
         self.settings, self.password = config.imap, password
-        self.box = None
+        self.box: BaseMailBox | None = None  # logged in by __enter__
 
     def __enter__(self) -> ImapSource:
         from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
@@ -284,14 +300,22 @@ class ImapSource(MailSource):
             with contextlib.suppress(Exception):  # closing a dead connection
                 self.box.logout()
 
+    def _mailbox(self) -> BaseMailBox:
+        if self.box is None:
+            raise BounceError("the IMAP mailbox is read inside `with ImapSource(...)` only")
+        return self.box
+
     def messages(self) -> Iterator[Item]:
-        for message in self.box.fetch(mark_seen=False, bulk=50):
+        for message in self._mailbox().fetch(mark_seen=False, bulk=50):
+            if message.uid is None:  # (a server that names no UID: it could never be marked read)
+                log.warning("IMAP: a message without a UID is left unread")
+                continue
             yield Item(message.uid, message.obj.as_bytes())
 
     def done(self, item: Item) -> None:
         from imap_tools import MailMessageFlags
 
-        self.box.flag(item.ref, MailMessageFlags.SEEN, True)
+        self._mailbox().flag(item.ref, MailMessageFlags.SEEN, True)
 
 
 def run(config: Config, store: Store, *, maildir: Path | None = None, imap: bool = False) -> Summary:
@@ -331,8 +355,7 @@ class BounceService:
         self._thread.join()
 
     def _loop(self) -> None:
-        from digest.publish import open_store
-        from digest.store import runs
+        from digest.store import open_store, runs
 
         store = open_store(self.config)
         try:
@@ -344,7 +367,7 @@ class BounceService:
         finally:
             store.close()
 
-    def tick(self, store: Store, runs) -> None:
+    def tick(self, store: Store, runs: ModuleType) -> None:
         try:  # the lease outlives one interval, so its holder keeps it from one read to the next
             if not runs.hold_lease(store, LEASE_NAME, self.holder, self.interval * 2 + 60):
                 return

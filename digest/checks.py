@@ -8,8 +8,9 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from digest.collect import Archive, Issue
 from digest.config import Config
-from digest.errors import Problem
+from digest.errors import Label, Problem
 from digest.render.email import RenderedEmail
+from digest.urls import url_key
 
 
 class _Links(HTMLParser):
@@ -33,7 +34,7 @@ def email_problems(email: RenderedEmail, issue: Issue, config: Config) -> list[P
     from digest.delivery import preflight
     from digest.render.email import final_html_bytes
 
-    where = f"{issue.key} email"
+    where = Label(f"{issue.key} email")
     problems = []
     size = final_html_bytes(email.html, email.slot, config)
     if email.cut:
@@ -112,15 +113,18 @@ def comparable(url: str) -> str:
 
 
 def repeated_links(archive: Archive, issue: Issue, config: Config) -> list[Problem]:
-    """Links of this issue that an earlier issue already carried (a warning, not an error)."""
+    """Links of this issue that an earlier issue already carried (a warning, not an error).
+
+    Compared by `url_key`: the same article under http or https, with or without `www.`, tracking
+    parameters or its AMP address, counts as sent.
+    """
     earlier: dict[str, str] = {}
     for record in archive.records:
-        url = record.fields[1]
-        if url and not record.draft and record.month < issue.month:
-            earlier.setdefault(url.rstrip("/"), f"{record.month:%Y-%m}")
+        if record.url_key and not record.draft and record.month < issue.month:
+            earlier.setdefault(record.url_key, f"{record.month:%Y-%m}")
     problems = []
     for entry in issue.entries:
-        sent = earlier.get((entry.url or "").rstrip("/"))
+        sent = earlier.get(url_key(entry.url)) if entry.url else None
         if sent:
             problems.append(
                 Problem(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -12,59 +10,12 @@ from typing import Any
 
 import click
 
+from digest.cli_common import MONTH, Context, SuggestingGroup, echo, pass_ctx, plural
+from digest.cli_site import init, templates
+from digest.cli_subscribers import subscribers
 from digest.errors import DigestError
 
 EPILOG_HELP = "Run 'digest COMMAND --help' for a command's options and examples."
-
-
-class Month(click.ParamType):
-    """YYYY-MM on the command line -> the first day of that month."""
-
-    name = "YYYY-MM"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
-        if isinstance(value, date):
-            return value
-        match = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", str(value).strip())  # ASCII: \d would take "１９９９"
-        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-            self.fail(f"{value!r} is not a month: use YYYY-MM, such as 2025-02", param, ctx)
-        return date(int(match.group(1)), int(match.group(2)), 1)
-
-
-MONTH = Month()
-
-
-class SuggestingGroup(click.Group):
-    """A mistyped command gets 'Did you mean ...?' (click already does this for options)."""
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            name = args[0] if args else ""
-            close = difflib.get_close_matches(name, self.list_commands(ctx), 1, 0.5)
-            if close and "No such command" in str(exc):
-                raise click.UsageError(f"No such command '{name}'. Did you mean '{close[0]}'?", ctx) from None
-            raise
-
-
-class Context:
-    """Loads digest.toml on first use, so --help never needs one."""
-
-    def __init__(self, config_path: Path | None):
-        self.config_path = config_path
-        self._config = None
-
-    @property
-    def config(self):
-        if self._config is None:
-            from digest.config import load_config
-
-            self._config = load_config(self.config_path)
-        return self._config
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(
@@ -114,17 +65,6 @@ class _Formatter(logging.Formatter):
         return message
 
 
-def echo(message: str = "", err: bool = False) -> None:
-    click.echo(message, err=err)
-
-
-def plural(count: int, word: str) -> str:
-    """'1 error', '2 errors', '3 new entries'."""
-    if count == 1:
-        return f"{count} {word}"
-    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
-
-
 # -- content -----------------------------------------------------------------------------------
 
 
@@ -138,7 +78,9 @@ def check(obj: Context, month: date | None) -> None:
     With --month, also check that month's rendered email: the HTML is under
     Gmail's clipping size, declares color-scheme, has the unsubscribe link,
     every link in it is in the text part too, and no link was sent before.
-    Use it in your own CI before the month ends.
+    With [check] links = true, also request the month's links (dead ones
+    and permanent redirects are warnings). Use it in your own CI before the
+    month ends.
 
     \b
     Examples:
@@ -163,29 +105,39 @@ def check(obj: Context, month: date | None) -> None:
 
 @cli.command()
 @click.argument("url", required=False)
-@click.option("--title", required=True, help="The link's title, as the reader will see it.")
+@click.option("--title", help="The link's title, as the reader will see it. Default: read from the page.")
 @click.option("--section", help="One of the sections in digest.toml. Default: the first.")
 @click.option("--source", help="The publication or author.")
 @click.option("--note", default="", help="Your commentary (Markdown).")
 @click.option("--quote", help="A pull quote from the piece.")
 @click.option("--tag", "tags", multiple=True, help="A tag; repeat for more.")
 @click.option("--date", "when", help="YYYY-MM-DD or an ISO datetime. Default: now.")
+@click.option("--no-fetch", is_flag=True, help="Never fetch the page (then --title is required).")
 @pass_ctx
 def add(
     obj: Context,
     url: str | None,
-    title: str,
+    title: str | None,
     section: str | None,
     source: str | None,
     note: str,
     quote: str | None,
     tags: tuple[str, ...],
     when: str | None,
+    no_fetch: bool,
 ) -> None:
     """Save a link as content/YYYY/MM/<slug>.md.
 
     \b
+    Without --title, the page is fetched (10 s at most, its first 2 MB) for
+    its title (og:title, else <title>), the source (og:site_name, else the
+    host) and a suggested note (og:description, as a comment in the file).
+    The URL is stored in canonical form: the page's <link rel="canonical">
+    or og:url when it gives one, without tracking parameters (utm_*, ...).
+
+    \b
     Examples:
+      digest add https://gwern.net/subculture --section "Articles and Blogs"
       digest add https://gwern.net/subculture --title "The Melancholy of Subculture Society" \\
           --source Gwern --section "Articles and Blogs" --note "A musing on how the internet segregates us."
       digest add --title "Phi-4 Technical Report" --date 2024-12-20   # no URL: a warning, not an error
@@ -193,32 +145,97 @@ def add(
     from digest.adding import add_entry
 
     path, problems = add_entry(
-        obj.config, url=url, title=title, section=section, source=source, note=note, quote=quote, tags=tags, when=when
+        obj.config,
+        url=url,
+        title=title,
+        section=section,
+        source=source,
+        note=note,
+        quote=quote,
+        tags=tags,
+        when=when,
+        fetch=not no_fetch,
     )
     for problem in problems:
         echo(f"warning: {problem}", err=True)
     echo(f"wrote {path}")
 
 
+@cli.group()
+def links() -> None:
+    """Check that the entries' links still work."""
+
+
+@links.command("check")
+@click.option("--month", type=MONTH, help="Only this month's entries. Default: the whole archive.")
+@click.option("--fix-redirects", is_flag=True, help="Rewrite the url of entries whose link moved permanently.")
+@pass_ctx
+def links_check(obj: Context, month: date | None, fix_redirects: bool) -> None:
+    """Request every entry URL; list dead links and permanent redirects; exit 1 if a link is dead.
+
+    \b
+    HEAD first (GET when a server refuses HEAD), 2 requests at a time per
+    host, with retries; temporary redirects (302, 303, 307) are followed.
+    Results are kept in var/cache/links.json and reused while younger than
+    [check] links_max_age_hours; each line shows its result's age.
+
+    \b
+    Examples:
+      digest links check --month 2025-02
+      digest links check --fix-redirects
+    """
+    from digest.linkcheck import check_links
+    from digest.links import wayback_url
+
+    report = check_links(obj.config, month, fix_redirects=fix_redirects)
+    for finding in report.dead:
+        where = f"{finding.use.path}:{finding.use.line}" if finding.use.line else str(finding.use.path)
+        echo(f"dead: {where}: {finding.use.url}: {finding.result.detail} (checked {report.age(finding)})")
+        echo(f"      archived copies: {wayback_url(finding.use.url)}")
+    for finding in report.moved:
+        where = f"{finding.use.path}:{finding.use.line}" if finding.use.line else str(finding.use.path)
+        done = "rewritten" if finding.fixed else "moved"
+        echo(f"{done}: {where}: {finding.use.url} -> {finding.result.moved_to} (checked {report.age(finding)})")
+    total = len({f.use.url for f in report.findings})
+    cached = total - report.requested
+    echo(
+        f"{plural(total, 'link')} in {report.scope}: {len(report.dead)} dead, {len(report.moved)} moved"
+        f" ({cached} from the cache)"
+    )
+    if report.dead:
+        raise SystemExit(1)
+
+
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["link-archive", "read-month", "notes", "quotes"]),  # importers.FORMATS
+    help="The files' format; default: told from each file's text (quotes must be asked for).",
+)
 @pass_ctx
-def import_(obj: Context, files: tuple[Path, ...]) -> None:
+def import_(obj: Context, files: tuple[Path, ...], fmt: str | None) -> None:
     """Turn old monthly archives into entry files under content/.
 
     \b
     Understands a Jekyll "Link Archive" post (**[Title](url)** lines with
-    bullet commentary) and a plain-text "2024 December - What I Have Read"
-    month (section headings, "Title - Source [Link]" lines, "― " quote
-    attributions). Importing the same file again writes nothing new.
+    bullet commentary; the text above the first link and below the last
+    becomes the month's _issue.md), a plain-text "2024 December - What I
+    Have Read" month (section headings, "Title - Source [Link]" lines, "― "
+    quote attributions), a dated Markdown notes post (one note per
+    top-level heading) and, with --format quotes, a collection of quotes,
+    one a line ("quote — Author"), for content/quotes/. Importing the same
+    file again writes nothing new.
 
     \b
-    Example:
+    Examples:
       digest import _posts/2025-02-28-link-archive.md notes/2024-december.txt
+      digest import --format quotes quotes.txt
     """
     from digest.importers import import_files
 
-    report = import_files(obj.config, list(files))
+    report = import_files(obj.config, list(files), fmt)
     for problem in report.problems:
         echo(f"warning: {problem}", err=True)
     already = f" ({len(report.unchanged)} already there)" if report.unchanged else ""
@@ -346,10 +363,7 @@ def _send_to_subscribers(config: Any, rendered: Any, **options: Any) -> None:
             config, rendered, stop=stop, on_progress=progress.update, on_total=progress.set_total, **options
         )
     if report.queued_only:
-        echo(
-            f"{report.issue_key}: queued for {report.after['queued']} subscriber(s); "
-            "'digest worker' processes send them"
-        )
+        echo(f"{report.issue_key}: queued for {report.queued} subscriber(s); 'digest worker' processes send them")
         return
     _print_send(report)
     if not report.ok:
@@ -395,18 +409,29 @@ def publish_cmd(obj: Context, month: date | None, adapter: str | None, queue_onl
 
 @cli.command()
 @click.option("--month", type=MONTH, help="One month's delivery log in detail.")
+@click.option("--json", "as_json", is_flag=True, help="The same figures as one JSON document, for scripts.")
 @pass_ctx
-def status(obj: Context, month: date | None) -> None:
+def status(obj: Context, month: date | None, as_json: bool) -> None:
     """Subscribers, each issue's deliveries, and the senders at work.
+
+    \b
+    --json prints them as one JSON document: subscribers by status; per issue
+    its state, deliveries (total, sent, queued, in flight, failed, skipped),
+    rate and ETA, bounces and complaints reported after it, its failures; the
+    workers (a sender whose lease lapsed shows as stopped). Times are ISO 8601 UTC.
 
     \b
     Examples:
       digest status
       digest status --month 2025-02
+      digest status --json | jq '.issues[0].deliveries'
     """
-    from digest.status import render_status
+    from digest.status import gather_status, status_json, status_text
 
-    echo(render_status(obj.config, month))
+    if as_json:
+        echo(status_json(gather_status(obj.config, month, failures=True)))
+    else:
+        echo(status_text(gather_status(obj.config, month)))
 
 
 @cli.command()
@@ -428,7 +453,7 @@ def bounces(obj: Context, maildir: Path | None, imap: bool) -> None:
       DIGEST_IMAP_PASSWORD=... digest bounces --imap
     """
     from digest.bounces import run
-    from digest.publish import open_store
+    from digest.store import open_store
 
     if maildir is not None and imap:
         raise click.UsageError("give --maildir or --imap, not both")
@@ -501,6 +526,37 @@ def _config_path(obj: Context) -> Path:
 
 
 @cli.command()
+@click.option("--month", type=MONTH, help="YYYY-MM; default: the latest month with entries.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port on 127.0.0.1. Default: [web] port + 1 (8001); 0: any free one."
+)
+@pass_ctx
+def preview(obj: Context, month: date | None, port: int | None) -> None:
+    """Serve the month's email and site on 127.0.0.1 while you edit.
+
+    \b
+    The email (at phone and desktop widths, light and dark), its text part,
+    subject and preheader, the issue page and the index, rendered again
+    whenever content/, templates/ or digest.toml changes; the page reloads
+    itself. A broken edit shows its error in the page. Writes no output/,
+    sends nothing. Ctrl-C stops it.
+
+    \b
+    Examples:
+      digest preview
+      digest preview --month 2025-02 --port 0
+    """
+    from digest.preview import PreviewServer
+
+    server = PreviewServer(obj.config, obj.config_path, month, port)
+    shown = server.first.month or "(fix the errors shown)"
+    echo(f"previewing {shown} at {server.url} (Ctrl-C stops)")
+    sys.stdout.flush()
+    server.run()
+    echo("stopped")
+
+
+@cli.command()
 @click.option(
     "--count", default=3, show_default=True, type=click.IntRange(1, 1000), help="How many upcoming runs to show."
 )
@@ -552,7 +608,7 @@ def worker(obj: Context, adapter: str | None, once: bool) -> None:
     """
     from digest.delivery.dispatch import run_worker
     from digest.progress import stop_on_signals
-    from digest.publish import open_store
+    from digest.store import open_store
 
     store = open_store(obj.config)
     with stop_on_signals() as stop:
@@ -569,8 +625,8 @@ def worker(obj: Context, adapter: str | None, once: bool) -> None:
     )
 
 
-from digest.cli_subscribers import subscribers  # noqa: E402  (registers the group below)
-
+cli.add_command(init)
+cli.add_command(templates)
 cli.add_command(subscribers)
 
 

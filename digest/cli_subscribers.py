@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli import Context, SuggestingGroup, echo, pass_ctx
+from digest.cli_common import Context, SuggestingGroup, echo, pass_ctx
 from digest.errors import DigestError
 
 STATUSES = click.Choice(["pending", "active", "unsubscribed", "bounced"])
@@ -27,7 +27,7 @@ def subscribers() -> None:
 
 
 def _store(obj: Context):
-    from digest.publish import open_store
+    from digest.store import open_store
 
     return open_store(obj.config)
 

@@ -15,20 +15,41 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
+from digest import editors_note, quotes, urls
 from digest.config import Config
-from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, key_lines, link_problems, parse_entry, with_html
+from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, read_entry
+from digest.editors_note import EditorsNote
 from digest.errors import ContentError, NothingToDo, Problem
 from digest.files import is_inside, write_atomic
 from digest.gcpause import stage
 
 log = logging.getLogger(__name__)
 ENTRY_SUFFIXES = (".md", ".markdown")
-CACHE_VERSION = 6
+CACHE_VERSION = 9  # of the cache files' layout: a file of another version is ignored, its folder parsed again
 CACHE_MAGIC = b"digest-content-cache\n"  # then a CRC-32 of the pickle: a damaged file is never trusted
 NOT_CACHED = ("path", "body_html", "quote_html", "page_html")  # the path is the key; HTML is rendered per build
 CACHED_FIELDS = tuple(f for f in Entry.__dataclass_fields__ if f not in NOT_CACHED)
+
+
+class EntryFields(NamedTuple):
+    """What the content cache keeps of an `Entry`: its fields after `path`, without the rendered HTML."""
+
+    title: str
+    url: str | None
+    date: datetime
+    section: str
+    source: str | None
+    tags: tuple[str, ...]
+    draft: bool
+    quote: str | None
+    body: str
+    kind: str
+
+
+if EntryFields._fields != CACHED_FIELDS:  # Entry(path, *fields) relies on the same order
+    raise TypeError(f"EntryFields {EntryFields._fields} does not match Entry's fields {CACHED_FIELDS}")
 
 
 @dataclass(frozen=True)
@@ -46,12 +67,19 @@ class Issue:
     subject: str
     preheader: str
     permalink: str
-    sections: tuple[SectionGroup, ...]
+    sections: tuple[SectionGroup, ...]  # the links' sections, then the notes' ([site] notes_section)
     published: datetime  # the newest entry's date: stable across rebuilds
+    note: EditorsNote | None = None  # content/YYYY/MM/_issue.md: introduction and outro
+    quotes: tuple[quotes.Quote, ...] = ()  # the month's dated quotes, or the pool's quote of the month
 
     @property
     def entries(self) -> tuple[Entry, ...]:
         return tuple(e for s in self.sections for e in s.entries)
+
+    @property
+    def count(self) -> str:
+        """What the issue holds, in words: "8 links", "6 notes", "8 links and 2 notes"."""
+        return count_words(self.entries, len(self.quotes))
 
     @property
     def title(self) -> str:
@@ -66,22 +94,33 @@ class Record:
     """
 
     path: str
-    fields: tuple  # Entry's fields after `path`, without the rendered HTML
+    fields: EntryFields
     month: date  # in the site's time zone
     url_key: str | None  # normalised URL, for the same-URL-twice-in-a-month rule
     digest: str = ""  # BLAKE2b of the file's bytes: what the render cache keys a month on
+    url_line: int | None = None  # where the `url:` key is, for messages
+    body_line: int = 1  # where the commentary starts, for its link warnings' lines
 
     @property
     def draft(self) -> bool:
-        return self.fields[6]
+        return self.fields.draft
 
     @property
     def body(self) -> str:
-        return self.fields[8]
+        return self.fields.body
 
     def entry(self) -> Entry:
         folder, _, name = self.path.rpartition(os.sep)
         return Entry(_folder(folder) / name, *self.fields)
+
+
+class Cached(NamedTuple):
+    """One file in the content cache: what was found the last time it had this (mtime, size)."""
+
+    stat: tuple[int, int]
+    record: Record | None
+    problems: tuple[Problem, ...]
+    links: tuple[Problem, ...] | None  # the commentary's link warnings, once `digest check` asked for them
 
 
 @functools.lru_cache(maxsize=4096)
@@ -97,6 +136,8 @@ class Archive:
     config: Config
     records: tuple[Record, ...]
     problems: tuple[Problem, ...] = field(default=())
+    notes: dict[date, EditorsNote] = field(default_factory=dict)  # each month's _issue.md
+    pool: tuple[quotes.Quote, ...] = ()  # content/quotes/, in pool order
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -109,6 +150,12 @@ class Archive:
     @property
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.warning)
+
+    def warnings_about(self, entries: tuple[Entry, ...]) -> tuple[Problem, ...]:
+        """The warnings about these entries' files, matched by the whole path (two months may each have
+        a `notes.md`)."""
+        paths = {display_path(e.path, self.config) for e in entries}
+        return tuple(p for p in self.warnings if isinstance(p.path, Path) and p.path in paths)
 
     @functools.cached_property
     def by_month(self) -> dict[date, tuple[Record, ...]]:
@@ -124,10 +171,19 @@ class Archive:
         return list(self.by_month)
 
     def month_digest(self, month: date) -> str:
-        """A hash of everything the month's issue is made from in content/: its files' names and bytes."""
+        """A hash of everything the month's issue is made from in content/: its files' names and bytes,
+        its editor's note, and the pool quote it shows."""
         records = sorted(self.by_month.get(month, ()), key=lambda r: r.path)
         parts = "\0".join(f"{os.path.basename(r.path)}\0{r.digest}" for r in records)
+        note = self.notes.get(month)
+        pooled = self.pool_quote(month) if not any(r.fields.kind == "quote" for r in records) else None
+        parts += f"\0note\0{note.digest if note else ''}\0pool\0{pooled.key + pooled.digest if pooled else ''}"
         return hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
+
+    def pool_quote(self, month: date) -> quotes.Quote | None:
+        """The pool's quote of the month (months numbered from the first issue: `digest.quotes`)."""
+        months = self.months()
+        return quotes.quote_of_the_month(month, months[0], self.pool) if months else None
 
     @property
     def latest_month(self) -> date:
@@ -142,7 +198,15 @@ class Archive:
         chosen = [r.entry() for r in self.by_month.get(month, ())]
         if not chosen:
             raise NothingToDo(f"no entries for {month:%Y-%m}: nothing to build or send")
-        return make_issue(month, [with_html(e) for e in chosen] if html else chosen, self.config)
+        note = self.notes.get(month)
+        pooled = self.pool_quote(month)
+        if html:
+            from digest.render.markdown import with_html  # the renderers load only when something renders
+
+            chosen = [with_html(e) for e in chosen]
+            note = editors_note.with_html(note) if note else None
+            pooled = quotes.with_html(pooled) if pooled else None
+        return make_issue(month, chosen, self.config, note, pooled)
 
     def recent(self, count: int) -> tuple[Issue, ...]:
         """The newest `count` issues, oldest first (the order feeds are written in)."""
@@ -162,10 +226,22 @@ def month_bounds(month: date, tz: tzinfo) -> tuple[datetime, datetime]:
     return start, nxt.replace(tzinfo=tz)
 
 
-def make_issue(month: date, entries: list[Entry], config: Config) -> Issue:
+def make_issue(
+    month: date,
+    chosen: list[Entry],
+    config: Config,
+    note: EditorsNote | None = None,
+    pooled: quotes.Quote | None = None,
+) -> Issue:
+    """The month's links in their sections, its notes after them, and its quotes: the dated ones, or
+    else the pool's quote of the month (`pooled`)."""
     order = {name: i for i, name in enumerate(config.site.sections)}
-    entries.sort(key=lambda e: (order[e.section], e.date, e.path.name))
-    groups = [SectionGroup(s, tuple(e for e in entries if e.section == s)) for s in config.site.sections]
+    chosen.sort(key=lambda e: (order[e.section], e.date, e.path.name))
+    entries = [e for e in chosen if e.kind != "quote"]
+    groups = [SectionGroup(s, tuple(e for e in entries if e.kind == "link" and e.section == s)) for s in order]
+    groups.append(SectionGroup(config.site.notes_section, tuple(e for e in entries if e.kind == "note")))
+    dated = [e for e in sorted(chosen, key=lambda e: (e.date, e.path.name)) if e.kind == "quote"]
+    shown = tuple(quotes.from_entry(e) for e in dated) or ((pooled,) if pooled else ())
     key = f"{month:%Y-%m}"
     subject = config.email.subject.format(
         title=config.site.title,
@@ -179,11 +255,13 @@ def make_issue(month: date, entries: list[Entry], config: Config) -> Issue:
     return Issue(
         key=key,
         month=month,
-        subject=subject,
-        preheader=_preheader(entries),
+        subject=note.subject if note and note.subject else subject,
+        preheader=note.preheader if note and note.preheader else _preheader(entries, len(shown)),
         permalink=f"{config.site.base_url}{month:%Y/%m}/",
         sections=tuple(g for g in groups if g.entries),
-        published=max(e.date for e in entries),
+        published=max(e.date for e in chosen),
+        note=note,
+        quotes=shown,
     )
 
 
@@ -199,9 +277,17 @@ def _cap_subject(subject: str, limit: int = SUBJECT_LIMIT) -> str:
     return cut.rstrip() + "…"
 
 
-def _preheader(entries: list[Entry], limit: int = 140) -> str:
-    count = f"{len(entries)} link{'s' if len(entries) != 1 else ''} this month: "
-    text = count + "; ".join(BIDI_CONTROLS.sub("", e.title) for e in entries)  # no title reverses the next
+def count_words(entries: tuple[Entry, ...] | list[Entry], quote_count: int = 0) -> str:
+    """What an issue holds, in words ("8 links", "1 note", "8 links and 2 notes"; "1 quote" alone)."""
+    links = sum(e.kind == "link" for e in entries)
+    notes = len(entries) - links
+    parts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((links, "link"), (notes, "note")) if n]
+    return " and ".join(parts) or f"{quote_count} quote{'s' if quote_count != 1 else ''}"
+
+
+def _preheader(entries: list[Entry], quote_count: int, limit: int = 140) -> str:
+    titles = "; ".join(BIDI_CONTROLS.sub("", e.title) for e in entries)  # no title reverses the next
+    text = f"{count_words(entries, quote_count)} this month" + (f": {titles}" if titles else "")
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
@@ -213,7 +299,10 @@ def load_archive(config: Config, *, strict: bool = True, link_warnings: bool = F
     warnings only with `link_warnings` (`digest check`), or per month (`month_link_warnings`).
     """
     records, problems = _Scanner(config).scan(link_warnings=link_warnings)
-    archive = Archive(config, records, problems + tuple(_duplicate_urls(records, config)))
+    notes, note_problems = editors_note.load_notes(config, links=link_warnings)
+    pool, pool_problems = quotes.load_pool(config)
+    found = problems + tuple(_duplicate_urls(records, config)) + tuple(note_problems + pool_problems)
+    archive = Archive(config, records, found, notes, pool)
     if strict and archive.errors:
         raise ContentError(archive.errors)
     return archive
@@ -230,13 +319,12 @@ def month_link_warnings(records: tuple[Record, ...], config: Config) -> list[Pro
 def _link_warnings(record: Record, config: Config) -> list[Problem]:
     if not record.body:
         return []
+    from digest.render.markdown import link_problems
+
     path = Path(record.path)
-    try:  # the line numbers need the file again: the scan keeps the commentary, not where it starts
-        first_line = _body_line(_read_limited(path), record.body)
-    except (OSError, UnicodeDecodeError):
-        first_line = 1
-    shown = str(display_path(path, config))
-    return [Problem(shown, p.message, p.line, p.hint, p.warning) for p in link_problems(path, record.body, first_line)]
+    shown = display_path(path, config)
+    found = link_problems(path, record.body, record.body_line)
+    return [Problem(shown, p.message, p.line, p.hint, p.warning) for p in found]
 
 
 def _duplicate_urls(records: tuple[Record, ...], config: Config) -> list[Problem]:
@@ -245,34 +333,21 @@ def _duplicate_urls(records: tuple[Record, ...], config: Config) -> list[Problem
         if record.url_key and not record.draft:
             groups.setdefault((record.month, record.url_key), []).append(record)
     twice = [r for group in groups.values() if len(group) > 1 for r in group]
-    seen: dict[tuple[date, str], Record] = {}
+    seen: dict[tuple[date, str | None], Record] = {}
     problems = []
-    for record in sorted(twice, key=lambda r: (r.fields[2], r.path)):
+    for record in sorted(twice, key=lambda r: (r.fields.date, r.path)):
         first = seen.setdefault((record.month, record.url_key), record)
         if first is not record:
+            earlier = display_path(Path(first.path), config)
             problems.append(
                 Problem(
                     display_path(Path(record.path), config),
-                    f"same url as {display_path(Path(first.path), config)} in {record.month:%Y-%m}: {record.fields[1]}",
-                    _url_line(Path(record.path)),
+                    f"same url as {earlier} in {record.month:%Y-%m}: {record.fields.url}",
+                    record.url_line,
                     "merge the two entries or remove one",
                 )
             )
     return problems
-
-
-def _url_line(path: Path) -> int | None:
-    """The line of the `url:` key, for the message (read again: duplicates are rare)."""
-    try:
-        text = _read_limited(path).decode("utf-8-sig", errors="replace")
-    except OSError:
-        return None
-    return key_lines(text).get("url")
-
-
-def _normal_url(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}?{parts.query}#{parts.fragment}"
 
 
 def display_path(path: Path, config: Config) -> Path:
@@ -286,7 +361,7 @@ def display_path(path: Path, config: Config) -> Path:
 class _Scanner:
     """Walks content/ and parses only files whose (mtime, size) changed since the last run.
 
-    The cache maps each path to (stat key, Record or None, problems, link warnings or None); the
+    The cache maps each path to a `Cached` (stat key, Record or None, problems, link warnings or None); the
     link warnings are filled in the first time `digest check` asks for them. It is kept in one file
     per content folder (a month, by convention), so saving an edit rewrites that folder's file only.
     """
@@ -300,17 +375,18 @@ class _Scanner:
 
     def scan(self, *, link_warnings: bool = False) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
         if not self.root.is_dir():
-            problem = Problem(
+            missing = Problem(
                 display_path(self.root, self.config),
                 "content folder not found",
                 hint="create it, or set [paths] content in digest.toml",
             )
-            return (), (problem,)
+            return (), (missing,)
         old = self._load_cache()
         walked = list(self._walk())
-        stale = [(path, key) for path, key, problem in walked if not problem and old.get(path, (None,))[0] != key]
+        unchanged = {path for path, key, _ in walked if path in old and old[path].stat == key}
+        stale = [(path, key) for path, key, problem in walked if not problem and path not in unchanged]
         fresh = self._parse_all(stale, old)
-        new: dict[str, tuple] = {}
+        new: dict[str, Cached] = {}
         records: list[Record] = []
         problems: list[Problem] = []
         for path, _, problem in walked:
@@ -318,28 +394,28 @@ class _Scanner:
                 problems.append(problem)
                 continue
             cached = new[path] = fresh.get(path) or old[path]
-            if link_warnings and cached[1] is not None and cached[3] is None:
-                cached = new[path] = (*cached[:3], tuple(_link_warnings(cached[1], self.config)))
+            if link_warnings and cached.record is not None and cached.links is None:
+                cached = new[path] = cached._replace(links=tuple(_link_warnings(cached.record, self.config)))
                 self._saved.discard(os.path.dirname(path))
-            if cached[1] is not None:
-                records.append(cached[1])
-            problems.extend(cached[2] + (cached[3] or () if link_warnings else ()))
+            if cached.record is not None:
+                records.append(cached.record)
+            problems.extend(cached.problems + (cached.links or () if link_warnings else ()))
         changed = {os.path.dirname(p) for p in new if new[p] is not old.get(p)} - self._saved
         folders = changed | {os.path.dirname(p) for p in old if p not in new}  # files gone: always rewritten
         if folders:
             self._save_cache(new, folders)
         return tuple(records), tuple(problems)
 
-    def _parse_all(self, stale: list[tuple[str, tuple[int, int]]], old: dict[str, tuple]) -> dict[str, tuple]:
+    def _parse_all(self, stale: list[tuple[str, tuple[int, int]]], old: dict[str, Cached]) -> dict[str, Cached]:
         """Parse the changed files, saving the folders parsed so far every CHECKPOINT_SECONDS: a crash or
         Ctrl-C midway through a cold scan of a large archive keeps what was parsed (each folder's file is
         written whole once, unless a checkpoint falls in the middle of the folder)."""
         args = (self.config.site.sections, self.config.site.tz, str(self.config.root))
-        fresh: dict[str, tuple] = {}
+        fresh: dict[str, Cached] = {}
         pending: set[str] = set()
         saved = time.monotonic()
         for (path, key), (record, found) in zip(stale, _parse_many([p for p, _ in stale], *args), strict=True):
-            fresh[path] = (key, record, found, None)
+            fresh[path] = Cached(key, record, found, None)
             pending.add(os.path.dirname(path))
             if time.monotonic() - saved > CHECKPOINT_SECONDS:
                 self._save_cache({**old, **fresh}, pending)
@@ -355,11 +431,13 @@ class _Scanner:
             with os.scandir(folder) as it:
                 items = sorted(it, key=lambda d: d.name)
             for item in items:
-                if item.name.startswith("."):
-                    continue
+                if item.name.startswith(".") or (item.name.startswith("_") and not item.is_dir()):
+                    continue  # hidden files, and `_issue.md` and the like: not entries (editors_note)
+                if folder == str(self.root) and item.name == quotes.QUOTES_FOLDER:
+                    continue  # the quote pool (quotes.load_pool)
                 if item.is_symlink() and not is_inside(Path(item.path), self.root):
                     problem = Problem(
-                        str(display_path(Path(item.path), self.config)),
+                        display_path(Path(item.path), self.config),
                         "symlink points outside the content folder, or in a loop",
                         hint="copy the file into content/ instead",
                     )
@@ -370,20 +448,20 @@ class _Scanner:
                     stat = item.stat()
                     yield item.path, (stat.st_mtime_ns, stat.st_size), None
 
-    def _load_cache(self) -> dict[str, tuple]:
+    def _load_cache(self) -> dict[str, Cached]:
         """Every folder's cache file that is whole (checksum) and of this version and config; the rest are
         ignored, and their files parsed again."""
         try:
             names = os.listdir(self.cache_dir)
         except OSError:
             return {}
-        files: dict[str, tuple] = {}
+        files: dict[str, Cached] = {}
         for name in names:
             if name.endswith(".pickle"):
                 files.update(self._load_shard(self.cache_dir / name))
         return files
 
-    def _load_shard(self, path: Path) -> dict[str, tuple]:
+    def _load_shard(self, path: Path) -> dict[str, Cached]:
         try:
             raw = path.read_bytes()
         except OSError:
@@ -402,9 +480,9 @@ class _Scanner:
     def _shard_name(self, folder: str) -> str:
         return hashlib.blake2b(folder.encode(), digest_size=10).hexdigest() + ".pickle"
 
-    def _save_cache(self, files: dict[str, tuple], folders: set[str]) -> None:
+    def _save_cache(self, files: dict[str, Cached], folders: set[str]) -> None:
         """Rewrite the cache files of `folders` (a folder with no files left loses its cache file)."""
-        grouped: dict[str, dict[str, tuple]] = {folder: {} for folder in folders}
+        grouped: dict[str, dict[str, Cached]] = {folder: {} for folder in folders}
         for path, cached in files.items():
             group = grouped.get(os.path.dirname(path))
             if group is not None:
@@ -461,32 +539,31 @@ def _parse_file(
     path: str, sections: tuple[str, ...], tz: tzinfo, root: str
 ) -> tuple[Record | None, tuple[Problem, ...]]:
     """One file's front matter, validated: the commentary's Markdown is left for later."""
-    shown = _relative(path, root)
     try:
         raw = _read_limited(path)
     except OSError as exc:
-        return None, (Problem(shown, f"cannot read file: {exc.strerror}"),)
-    entry, problems = parse_entry(Path(path), raw, sections, tz, links=False)
-    found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in problems)
+        return None, (Problem(Path(_relative(path, root)), f"cannot read file: {exc.strerror}"),)
+    parsed = read_entry(Path(path), raw, sections, tz)
+    found: tuple[Problem, ...] = ()
+    if parsed.problems:  # shown relative to the project; most files have none, and a Path costs 5 us
+        shown = Path(_relative(path, root))
+        found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in parsed.problems)
+    entry = parsed.entry
     if entry is None:
         return None, found
-    fields = tuple(getattr(entry, f) for f in CACHED_FIELDS)
-    url_key = _normal_url(entry.url) if entry.url else None
+    fields = EntryFields(
+        entry.title, entry.url, entry.date, entry.section, entry.source, entry.tags, entry.draft, entry.quote,
+        entry.body, entry.kind,
+    )  # fmt: skip
+    url_key = urls.url_key(entry.url) if entry.url else None  # http/https, www., utm_*, AMP: one link
     digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
-    return Record(path, fields, month_of(entry.date, tz), url_key, digest), found
+    month = month_of(entry.date, tz)
+    return Record(path, fields, month, url_key, digest, parsed.key_lines.get("url"), parsed.body_line), found
 
 
 def _relative(path: str, root: str) -> str:
     prefix = root.rstrip(os.sep) + os.sep
     return path[len(prefix) :] if path.startswith(prefix) else path
-
-
-def _body_line(raw: bytes, body: str) -> int:
-    """The 1-based line the (stripped) commentary starts on: the file's text ends with it."""
-    if not body:
-        return 1
-    text = raw.decode("utf-8").removeprefix("\ufeff").rstrip()
-    return text.count("\n", 0, len(text) - len(body)) + 1 if text.endswith(body) else 1
 
 
 def _read_limited(path: Path | str) -> bytes:

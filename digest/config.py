@@ -9,7 +9,7 @@ import string
 import tomllib
 from datetime import tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from digest.errors import ConfigError, Problem
 
@@ -70,6 +70,7 @@ class SiteConfig(Section):
     timezone: str = "UTC"
     sections: tuple[Text, ...] = Field(min_length=1, strict=False)
     images: bool = False  # show commentary images on the web page and in the feeds (never in the email)
+    notes_section: Text = "Notes"  # the heading of the issue's notes (`kind: note`), after the link sections
 
     @field_validator("base_url")
     @classmethod
@@ -92,6 +93,12 @@ class SiteConfig(Section):
         if len(seen) != len(value):
             raise ValueError("sections must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _notes_apart(self) -> SiteConfig:
+        if self.notes_section.casefold() in {s.casefold() for s in self.sections}:
+            raise ValueError(f"notes_section {self.notes_section!r} is also one of sections: give notes their own name")
+        return self
 
     @property
     def tz(self) -> tzinfo:
@@ -292,7 +299,7 @@ class ScheduleConfig(Section):
         from apscheduler.triggers.cron import CronTrigger
 
         try:
-            CronTrigger(**{info.field_name: value})
+            CronTrigger(**{str(info.field_name): value})
         except ValueError as exc:
             raise ValueError(f"not a valid schedule: {exc}") from None
         return value
@@ -311,6 +318,15 @@ class ImapConfig(Section):
     username: Text
     folder: Text = "INBOX"
     timeout: float = Field(30.0, gt=0)
+
+
+class CheckConfig(Section):
+    """`digest links check`, and whether `digest check --month` and the monthly job run it."""
+
+    links: bool = False  # check the month's URLs in `digest check --month` (warnings) and the monthly job (logged)
+    links_max_age_hours: float = Field(24.0, ge=0)  # reuse a cached result this young; 0: always check again
+    links_timeout: float = Field(10.0, gt=0)  # seconds per request
+    links_retries: int = Field(2, ge=0, le=10)  # further tries after a timeout, connection error, 5xx or 429
 
 
 class BouncesConfig(Section):
@@ -362,6 +378,7 @@ class Config(Section):
     subscribe: SubscribeConfig = SubscribeConfig()
     imap: ImapConfig | None = None
     bounces: BouncesConfig = BouncesConfig()
+    check: CheckConfig = CheckConfig()
     root: Path = Field(Path("."), strict=False)
 
     @model_validator(mode="after")
@@ -461,7 +478,7 @@ def _problems(path: Path, text: str, exc: ValidationError) -> list[Problem]:
     return problems
 
 
-def _explain(error: dict[str, Any]) -> str:
+def _explain(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see the README for the keys this table takes)"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import bisect
 import difflib
-import html
 import re
-import string
 import textwrap
 import unicodedata
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
-from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,13 +22,14 @@ from digest.hosts import url_warnings
 
 MAX_ENTRY_BYTES = 1_000_000
 SLOT_PREFIX = "%%UNSUBSCRIBE_URL"  # the email's per-reader placeholder (digest.render.email)
-KNOWN_KEYS = ("title", "url", "date", "section", "source", "tags", "draft", "quote")
-_KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:", re.MULTILINE)
+KNOWN_KEYS = ("kind", "title", "url", "date", "section", "source", "tags", "draft", "quote")
+KINDS = ("link", "note", "quote")  # a link with commentary; the writer's own note; a quote (its words are the body)
+UNDATED = datetime(1, 1, 1, tzinfo=UTC)  # the date of a pool quote (content/quotes/), which has none
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A link the writer saved, with their commentary; dates are timezone-aware."""
+    """A link the writer saved, with their commentary, a note or a quote (`kind`); dates are timezone-aware."""
 
     path: Path
     title: str
@@ -42,7 +40,8 @@ class Entry:
     tags: tuple[str, ...] = ()
     draft: bool = False
     quote: str | None = None
-    body: str = ""  # the commentary as written (Markdown)
+    body: str = ""  # the commentary as written (Markdown); a quote's words are in `quote`
+    kind: str = "link"  # one of KINDS
     body_html: str = ""  # filled in for a collected month; raw HTML is escaped, never passed
     quote_html: str = ""  # the quote as HTML, paragraphs and line breaks kept
     page_html: str = ""  # the commentary for the web page and feeds when it shows images ([site] images)
@@ -92,70 +91,132 @@ class _SafeYAML(YAMLHandler):
     """python-frontmatter's YAML handler with the C safe loader, refusing absurd nesting first."""
 
     def load(self, fm: str, **kwargs: object) -> Any:
-        if _yaml_depth(fm) > MAX_FRONT_MATTER_DEPTH:
-            raise yaml.YAMLError(f"nested more than {MAX_FRONT_MATTER_DEPTH} levels deep")
-        return yaml.load(fm, Loader=_Loader)
+        return load_front_matter(fm)[0]
+
+
+def load_front_matter(front: str) -> tuple[Any, dict[str, int]]:
+    """The front matter's value and the 0-based line (within `front`) of each top-level key, taken
+    from the parser's marks in the same single load: no second scan of the text."""
+    if _yaml_depth(front) > MAX_FRONT_MATTER_DEPTH:
+        raise yaml.YAMLError(f"nested more than {MAX_FRONT_MATTER_DEPTH} levels deep")
+    loader = _Loader(front)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines = {}
+        if isinstance(node, yaml.MappingNode):
+            lines = {key.value: key.start_mark.line for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+        return loader.construct_document(node), lines
+    finally:
+        loader.dispose()
 
 
 _HANDLER = SAFE_YAML = _SafeYAML()
 
 
+@dataclass(frozen=True)
+class ParsedFile:
+    """One file read: the entry (if usable), every problem, and where things are in the file."""
+
+    entry: Entry | None
+    problems: list[Problem]
+    key_lines: dict[str, int] = field(default_factory=dict)  # 1-based line of each top-level key
+    body_line: int = 1  # the line the commentary starts on
+
+
 def parse_entry(
-    path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo, *, links: bool = True
+    path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo, *, links: bool = True, pooled: bool = False
 ) -> tuple[Entry | None, list[Problem]]:
     """Parse and validate one file; returns the entry (if usable) and every problem found. Without
-    `links`, the commentary's Markdown is not parsed for its link warnings (`link_problems`)."""
+    `links`, the commentary's Markdown is not parsed for its link warnings (`link_problems`); `pooled`:
+    as `read_entry`."""
+    parsed = read_entry(path, raw, sections, tz, pooled=pooled)
+    if links and parsed.entry is not None and parsed.entry.body:
+        from digest.render.markdown import link_problems  # the Markdown parser only when links are checked
+
+        return parsed.entry, parsed.problems + link_problems(path, parsed.entry.body, parsed.body_line)
+    return parsed.entry, parsed.problems
+
+
+def read_entry(path: Path, raw: bytes, sections: tuple[str, ...], tz: tzinfo, *, pooled: bool = False) -> ParsedFile:
+    """One file's front matter, validated; the commentary is kept as written, its Markdown not parsed.
+    A `pooled` file (content/quotes/) is a quote without a date: its `date` is UNDATED."""
+    read = read_front_matter(path, raw)
+    if isinstance(read, Problem):
+        return ParsedFile(None, [read])
+    entry, problems = _validate(read.meta, read.body, _Context(path, read.lines, sections, tz, pooled=pooled))
+    return ParsedFile(entry, problems, read.lines, read.body_line)
+
+
+@dataclass(frozen=True)
+class FrontMatter:
+    """A content file split: its keys (loaded, not yet checked), the Markdown after them, and lines."""
+
+    meta: dict
+    body: str
+    lines: dict[str, int]  # 1-based line of each top-level key
+    body_line: int  # the line the body starts on
+
+
+def read_front_matter(path: Path, raw: bytes, *, required: bool = True) -> FrontMatter | Problem:
+    """Decode and split one file (an entry, or `_issue.md` when not `required`: a file without front
+    matter is all body); the first problem that stops it."""
     text, problem = _decode(path, raw)
     if problem:
-        return None, [problem]
+        return problem
     if not frontmatter.checks(text):
-        return None, [
-            Problem(
-                path,
-                "no front matter",
-                1,
-                "start the file with a '---' line, then 'title:', 'url:' and 'date:' lines, then '---'",
-            )
-        ]
+        if not required:
+            return _no_slot(path, text) or FrontMatter({}, text, {}, 1)
+        hint = "start the file with a '---' line, then 'title:', 'url:' and 'date:' lines, then '---'"
+        return Problem(path, "no front matter", 1, hint)
     try:  # split and load here: frontmatter.parse() reads an unclosed block as body, and drops a list
         front, body = _HANDLER.split(text)
     except ValueError:
-        return None, [Problem(path, "front matter is not closed", 1, "add a '---' line after the last key")]
+        return Problem(path, "front matter is not closed", 1, "add a '---' line after the last key")
     try:
-        meta = _HANDLER.load(front)
+        meta, marks = load_front_matter(front)
     except yaml.MarkedYAMLError as exc:
         mark = _error_mark(exc)
         line = mark.line + 1 if mark else None
-        return None, [
-            Problem(
-                path,
-                f"malformed front matter: {exc.problem or exc.context}",
-                line,
-                "fix the YAML between the '---' lines",
-            )
-        ]
+        return Problem(
+            path, f"malformed front matter: {exc.problem or exc.context}", line, "fix the YAML between the '---' lines"
+        )
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
-        return None, [Problem(path, f"malformed front matter: {exc}", 1, "fix the YAML between the '---' lines")]
+        return Problem(path, f"malformed front matter: {exc}", 1, "fix the YAML between the '---' lines")
     if meta is None:  # '---' then '---': no keys at all
         meta = {}
     if not isinstance(meta, dict):
-        return None, [Problem(path, "front matter must be 'key: value' lines", 2, "such as 'title: What I read'")]
-    lines = key_lines(text)
+        return Problem(path, "front matter must be 'key: value' lines", 2, "such as 'title: What I read'")
+    body_line = text.count("\n", 0, len(text) - len(body.lstrip())) + 1
+    return _no_slot(path, text) or FrontMatter(meta, body, _file_lines(text, marks), body_line)
+
+
+def _no_slot(path: Path, text: str) -> Problem | None:
     slot = text.find(SLOT_PREFIX)
-    if slot >= 0:
-        return None, [
-            Problem(
-                path,
-                f"{SLOT_PREFIX}... is the email's per-reader unsubscribe placeholder, which content may not contain",
-                text.count("\n", 0, slot) + 1,
-                "remove it",
-            )
-        ]
-    entry, problems = _validate(path, meta, body, lines, sections, tz)
-    if links and entry is not None and entry.body:
-        first_line = text.count("\n", 0, len(text) - len(body.lstrip())) + 1
-        problems += link_problems(path, entry.body, first_line)
-    return entry, problems
+    if slot < 0:
+        return None
+    placeholder = f"{SLOT_PREFIX}... is the email's per-reader unsubscribe placeholder"
+    return Problem(path, f"{placeholder}, which content may not contain", text.count("\n", 0, slot) + 1, "remove it")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """1-based line of each top-level front-matter key, from the YAML parser's marks; empty when the
+    front matter does not load."""
+    text = text.removeprefix("\ufeff")
+    try:
+        front, _ = _HANDLER.split(text)
+        marks = load_front_matter(front)[1]
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
+        return {}
+    return _file_lines(text, marks)
+
+
+def _file_lines(text: str, marks: dict[str, int]) -> dict[str, int]:
+    """Lines within the front matter (0-based) -> lines of the file (1-based)."""
+    opening = _HANDLER.FM_BOUNDARY.search(text)
+    first = text.count("\n", 0, opening.end() if opening else 0) + 1  # the line the front matter starts on
+    return {key: first + line for key, line in marks.items()}
 
 
 def _error_mark(exc: yaml.MarkedYAMLError) -> Any:
@@ -192,76 +253,6 @@ def _decode(path: Path, raw: bytes) -> tuple[str, Problem | None]:
     return text.removeprefix("\ufeff"), None
 
 
-def key_lines(text: str) -> dict[str, int]:
-    """1-based line of each top-level front-matter key, for messages."""
-    end = text.find("\n---", 3)
-    head = text[: end if end > 0 else len(text)]
-    return {m.group(1): head.count("\n", 0, m.start()) + 1 for m in _KEY_LINE.finditer(head)}
-
-
-def _validate(
-    path: Path, meta: dict, body: str, lines: dict[str, int], sections: tuple[str, ...], tz: tzinfo
-) -> tuple[Entry | None, list[Problem]]:
-    problems: list[Problem] = []
-
-    def bad(key: str, message: str, hint: str = "") -> None:
-        problems.append(Problem(path, message, lines.get(key, 1), hint))
-
-    title = visible_text(meta.get("title"))
-    if title is None:
-        bad("title", "missing or empty title", "add a line such as 'title: \"What I read\"'")
-    url = _check_url(meta.get("url"), path, lines, problems)
-    when = _check_date(meta.get("date"), tz)
-    if when is None:
-        given = meta.get("date")
-        shown = "missing date" if given in (None, "") else f"unparseable date {_shown(given)}"
-        bad("date", shown, "use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00")
-    elif not _in_range(when, tz):
-        bad("date", f"date {when.isoformat()} is out of range", "use a date between the years 2 and 9998")
-    section = _check_section(meta.get("section"), sections)
-    if section is None:
-        typed = meta.get("section")
-        bad(
-            "section",
-            f"unknown section {_shown(typed)}",
-            _section_hint(str(typed)[:200] if isinstance(typed, (str, int, float)) else "", sections),
-        )
-    source, quote = visible_text(meta.get("source")), quote_markdown(meta.get("quote"))
-    for key in ("source", "quote"):
-        if meta.get(key) is not None and not isinstance(meta.get(key), (str, int, float)):
-            bad(key, f"{key} must be text")
-    tags = _check_tags(meta.get("tags"))
-    if tags is None:
-        bad("tags", "tags must be a list of words, such as 'tags: [ai, chips]'")
-    for key, value in (("title", title), ("source", source), ("quote", quote), ("tags", "".join(tags or ()))):
-        char = _BAD_CHARS.search(value or "")
-        if char:
-            bad(
-                key,
-                f"{key} contains the unprintable character U+{ord(char.group()):04X}",
-                "delete it: feeds and email can't carry it",
-            )
-    draft = meta.get("draft", False)
-    if not isinstance(draft, bool):
-        bad("draft", f"draft must be true or false, not {_shown(draft)}")
-    for key in meta:
-        if key not in KNOWN_KEYS:
-            close = difflib.get_close_matches(str(key), KNOWN_KEYS, 1)
-            problems.append(
-                Problem(
-                    path,
-                    f"unknown front-matter key {key!r} is ignored",
-                    lines.get(str(key)),
-                    f"did you mean {close[0]!r}?" if close else "",
-                    warning=True,
-                )
-            )
-    if any(not p.warning for p in problems):
-        return None, problems
-    entry = Entry(path, title, url, when, section, source, tags, draft, quote, body.strip())
-    return entry, problems
-
-
 def visible_text(value: Any) -> str | None:
     """A front-matter value as one line of text; None when nothing in it would show."""
     if isinstance(value, bool) or value is None:
@@ -291,30 +282,177 @@ def quote_markdown(value: Any) -> str | None:
     return re.sub(r"\n{3,}", "\n\n", textwrap.dedent("\n".join(lines))).strip()
 
 
+@dataclass
+class _Context:
+    """What a key's check needs besides the value: where to report, and the site's settings."""
+
+    path: Path
+    lines: dict[str, int]
+    sections: tuple[str, ...]
+    tz: tzinfo
+    pooled: bool = False  # a quote of the pool (content/quotes/): no date
+    kind: str = "link"  # set by the `kind` check, which runs first
+    problems: list[Problem] = field(default_factory=list)
+
+    def bad(self, key: str, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.path, message, self.lines.get(key, 1), hint))
+
+    def note(self, key: str, message: str, hint: str = "", *, warning: bool = False) -> None:
+        """A problem on the key's line, or on no line when the key is not in the file."""
+        self.problems.append(Problem(self.path, message, self.lines.get(key), hint, warning=warning))
+
+
+def _kind(value: Any, ctx: _Context) -> str:
+    if value is None:
+        ctx.kind = "quote" if ctx.pooled else "link"
+    elif isinstance(value, str) and value.strip().casefold() in KINDS:
+        ctx.kind = value.strip().casefold()
+    else:
+        ctx.bad("kind", f"unknown kind {_shown(value)}", "use one of: " + ", ".join(KINDS))
+    if ctx.pooled and ctx.kind != "quote":
+        ctx.bad("kind", f"content/quotes/ holds quotes, not a {ctx.kind}", "move the file to its month's folder")
+    return ctx.kind
+
+
+def _title(value: Any, ctx: _Context) -> str | None:
+    title = visible_text(value)
+    if title is None and ctx.kind == "quote":
+        return ""  # a quote shows its words and who said them
+    if title is None:
+        ctx.bad("title", "missing or empty title", "add a line such as 'title: \"What I read\"'")
+    return title
+
+
+def _url(value: Any, ctx: _Context) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if ctx.kind == "link":
+            ctx.note("url", "no url: the title renders without a link", warning=True)
+        return None
+    if not isinstance(value, str):
+        ctx.note("url", "url must be text")
+        return None
+    url = value.strip()
+    message = url_problem(url)
+    if message:
+        ctx.note("url", message, "use an http:// or https:// address")
+        return None
+    for warning in url_warnings(urlsplit(url)):  # it parses, but is it the site the writer meant?
+        ctx.note("url", warning, warning=True)
+    return url
+
+
+def _date(value: Any, ctx: _Context) -> datetime | None:
+    if ctx.pooled:
+        if value is not None:
+            ctx.bad("date", "a quote in content/quotes/ has no date: it is in the quote pool",
+                    "remove the date, or move the file to its month's folder to show it that month")  # fmt: skip
+        return UNDATED
+    when = _check_date(value, ctx.tz)
+    if when is None:
+        shown = "missing date" if value in (None, "") else f"unparseable date {_shown(value)}"
+        hint = "use YYYY-MM-DD or an ISO datetime such as 2025-02-28T22:59:00+01:00"
+        if ctx.kind == "quote" and value in (None, ""):
+            hint += "; an undated quote belongs in content/quotes/, the quote pool"
+        ctx.bad("date", shown, hint)
+    elif not _in_range(when, ctx.tz):
+        ctx.bad("date", f"date {when.isoformat()} is out of range", "use a date between the years 2 and 9998")
+    return when
+
+
+def _section(value: Any, ctx: _Context) -> str | None:
+    section = _check_section(value, ctx.sections)
+    if section is None:
+        typed = str(value)[:200] if isinstance(value, (str, int, float)) else ""
+        ctx.bad("section", f"unknown section {_shown(value)}", _section_hint(typed, ctx.sections))
+    return section
+
+
+def _text_check(key: str, parse: Callable[[Any], str | None]) -> Callable[[Any, _Context], str | None]:
+    """An optional text key (source, quote): anything but text, a number or nothing is refused."""
+
+    def check(value: Any, ctx: _Context) -> str | None:
+        if value is not None and not isinstance(value, (str, int, float)):
+            ctx.bad(key, f"{key} must be text")
+        return parse(value)
+
+    return check
+
+
+def _tags(value: Any, ctx: _Context) -> tuple[str, ...] | None:
+    tags = _check_tags(value)
+    if tags is None:
+        ctx.bad("tags", "tags must be a list of words, such as 'tags: [ai, chips]'")
+    return tags
+
+
+def _draft(value: Any, ctx: _Context) -> bool:
+    if not isinstance(value, bool):
+        ctx.bad("draft", f"draft must be true or false, not {_shown(value)}")
+    return value is True
+
+
+# The front-matter keys, each with its check: (value as loaded, context) -> the value parsed, or None
+# after reporting a problem. Checked in this order; the text keys' characters are checked after them.
+FIELD_CHECKS: dict[str, Callable[[Any, _Context], Any]] = {
+    "kind": _kind,
+    "title": _title,
+    "url": _url,
+    "date": _date,
+    "section": _section,
+    "source": _text_check("source", visible_text),
+    "quote": _text_check("quote", quote_markdown),
+    "tags": _tags,
+}
+PRINTED_KEYS = ("title", "source", "quote", "tags")  # text that reaches feeds and email as it is
+FLAG_CHECKS: dict[str, Callable[[Any, _Context], Any]] = {"draft": _draft}  # a flag left out is false
+
+
+def _validate(meta: dict, body: str, ctx: _Context) -> tuple[Entry | None, list[Problem]]:
+    values = {key: check(meta.get(key), ctx) for key, check in FIELD_CHECKS.items()}
+    for key in PRINTED_KEYS:
+        value = values[key]
+        char = _BAD_CHARS.search("".join(value) if isinstance(value, tuple) else value or "")
+        if char:
+            ctx.bad(
+                key,
+                f"{key} contains the unprintable character U+{ord(char.group()):04X}",
+                "delete it: feeds and email can't carry it",
+            )
+    values.update({key: check(meta.get(key, False), ctx) for key, check in FLAG_CHECKS.items()})
+    for key in meta:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(str(key), KNOWN_KEYS, 1)
+            ctx.note(
+                str(key),
+                f"unknown front-matter key {key!r} is ignored",
+                f"did you mean {close[0]!r}?" if close else "",
+                warning=True,
+            )
+    body = body.strip()
+    if ctx.kind == "quote":
+        values["quote"], body = _quote_words(meta, body, values["quote"], ctx), ""
+    if any(not p.warning for p in ctx.problems):
+        return None, ctx.problems
+    return Entry(ctx.path, body=body, **values), ctx.problems
+
+
+def _quote_words(meta: dict, body: str, given: str | None, ctx: _Context) -> str | None:
+    """A quote entry's words: its body (a `quote:` key as well would be two quotes)."""
+    if "quote" in meta:
+        ctx.bad("quote", "a quote's words are the body, not a 'quote:' key", "move the words below the '---' line")
+        return given
+    words = quote_markdown(body)
+    if words is None:
+        ctx.bad("kind", "a quote without words", "write the quote below the '---' line")
+    return words
+
+
 def _shown(value: Any, limit: int = 60) -> str:
     """A value for a message, short whatever it is (a list may be a YAML alias bomb: never str() it)."""
     if isinstance(value, (list, dict)):
         return "a list" if isinstance(value, list) else "a mapping"
     text = str(value)
     return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
-def _check_url(value: Any, path: Path, lines: dict[str, int], problems: list[Problem]) -> str | None:
-    line = lines.get("url")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        problems.append(Problem(path, "no url: the title renders without a link", line, warning=True))
-        return None
-    if not isinstance(value, str):
-        problems.append(Problem(path, "url must be text", line))
-        return None
-    url = value.strip()
-    message = url_problem(url)
-    if message:
-        problems.append(Problem(path, message, line, "use an http:// or https:// address"))
-        return None
-    for warning in url_warnings(urlsplit(url)):  # it parses, but is it the site the writer meant?
-        problems.append(Problem(path, warning, line, warning=True))
-    return url
 
 
 _URL_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one C scan, not a loop per character
@@ -390,298 +528,3 @@ def _check_tags(value: Any) -> tuple[str, ...] | None:
     ):
         return None
     return tuple(t for t in (" ".join(str(t).split()) for t in value) if t)
-
-
-MARKDOWN_RULES = [
-    "blockquote", "code", "fence", "heading", "hr", "lheading", "list", "paragraph", "reference",
-    "autolink", "backticks", "emphasis", "entity", "escape", "image", "link", "newline", "linkify",
-    "strikethrough", "table",
-]  # CommonMark without html_block/html_inline: raw HTML in commentary is shown as text  # fmt: skip
-MAX_NESTING = 20  # deeper lists or quotes are shown as plain paragraphs, not nested markup
-# Limits checked on the text before the Rust parser sees it: it recurses without a limit (100,000
-# nested '*' or '- ' crash the process) and is quadratic in reference definitions and '~~' pairs.
-MAX_PARSE_DEPTH = 100
-MAX_REFERENCE_DEFINITIONS = 500
-MAX_STRIKETHROUGH_RUNS = 1000
-_LINE_MARKERS = re.compile(r"(?:[ \t]*(?:>|[-+*](?=[ \t]|$)|\d{1,9}[.)](?=[ \t]|$)))*[ \t]*")
-_DELIMITERS = re.compile(r"\*+|_+|~+|[\[\]]")
-
-
-@cache
-def _markdown() -> Any:
-    """markdown-it-pyrs: the markdown-it rules, in Rust (about 30x faster than markdown-it-py).
-
-    Its output goes through `sanitise`, which keeps only the allowed tags, attributes and links.
-    """
-    import markdown_it_pyrs
-
-    return markdown_it_pyrs.MarkdownIt("zero").enable_many(MARKDOWN_RULES)
-
-
-@lru_cache(maxsize=8192)
-def commentary_tree(body: str) -> Any:
-    """The commentary's syntax tree, parsed once per text for the HTML and plain-text renderers."""
-    return _markdown().tree(_defused(body))
-
-
-_CODE_OR_BRACKET = re.compile(r"`+|[\[\]]")
-_CODE_BLOCK_LINE = re.compile(r"^(?: {0,3}(?:```|~~~)| {4}|\t)", re.MULTILINE)
-
-
-def _defused(body: str) -> str:
-    """`body` with each backtick run that opens no code span and sits inside a link's brackets
-    written as &#96;: the same text to CommonMark, but markdown-it-pyrs 0.4 panics on "[`"."""
-    if "`" not in body or "[" not in body:
-        return body
-    pieces = []
-    for block in re.split(r"(\n[ \t]*\n)", body):
-        if "`" not in block or "[" not in block or _CODE_BLOCK_LINE.search(block):
-            pieces.append(block)  # (code blocks are left alone; shown_flat catches a panic there)
-            continue
-        marks = [(m.start(), m.end(), m.group()) for m in _CODE_OR_BRACKET.finditer(block)]
-        escaped = [_backslashes_before(block, start) & 1 for start, _, _ in marks]
-        runs: dict[int, list[int]] = {}  # run length -> indexes of the runs that long (closers ignore backslashes)
-        for index, (_, _, text) in enumerate(marks):
-            if text[0] == "`":
-                runs.setdefault(len(text), []).append(index)
-        depth, index, defuse = 0, 0, []
-        while index < len(marks):
-            start, end, text = marks[index]
-            if text[0] == "`":
-                length = len(text) - escaped[index]  # "\``" opens a one-backtick span after a literal one
-                same = runs.get(length, [])
-                later = bisect.bisect_right(same, index)
-                if length and later < len(same):
-                    index = same[later]  # a code span: brackets inside it don't count
-                elif length and depth:
-                    defuse.append((end - length, end))
-            elif not escaped[index]:
-                depth = depth + 1 if text == "[" else max(depth - 1, 0)
-            index += 1
-        for start, end in reversed(defuse):
-            block = block[:start] + "&#96;" * (end - start) + block[end:]
-        pieces.append(block)
-    return "".join(pieces)
-
-
-def _backslashes_before(text: str, position: int) -> int:
-    count = 0
-    while position > count and text[position - count - 1] == "\\":
-        count += 1
-    return count
-
-
-def too_deep(tree: Any) -> bool:
-    """More than MAX_NESTING lists or quotes inside each other (walked without recursion)."""
-    stack = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        depth += node.name in ("bullet_list", "ordered_list", "blockquote")
-        if depth > MAX_NESTING:
-            return True
-        stack.extend((child, depth) for child in node.children)
-    return False
-
-
-def too_costly(body: str) -> bool:
-    """Commentary the Rust parser must not see: it could crash it or take minutes (checked in one pass)."""
-    if body.count("]:") > MAX_REFERENCE_DEFINITIONS or len(re.findall("~~+", body)) > MAX_STRIKETHROUGH_RUNS:
-        return True  # (every reference definition has a ']:', wherever it is: in a quote, a list)
-    for line in body.split("\n"):
-        prefix = _LINE_MARKERS.match(line).group()  # type: ignore[union-attr]
-        if len(re.findall(r"[>+*\-.)]", prefix)) + len(prefix.expandtabs(4)) // 2 > MAX_PARSE_DEPTH:
-            return True
-    return any(_inline_depth(block) > MAX_PARSE_DEPTH for block in re.split(r"\n[ \t]*\n", body))
-
-
-def _inline_depth(block: str) -> int:
-    """An upper bound on how deeply emphasis, strikethrough, links and images nest in one paragraph.
-
-    A delimiter run is counted as an opener whenever some CommonMark version could read it as one;
-    only runs that every version reads as pure closers close.
-    """
-    open_ = {"*": 0, "_": 0, "~": 0, "[": 0}
-    deepest = 0
-    for match in _DELIMITERS.finditer(block):
-        run, kind = match.group(), match.group()[0]
-        before = block[match.start() - 1] if match.start() else " "
-        after = block[match.end()] if match.end() < len(block) else " "
-        if kind in "[]":
-            open_["["] = open_["["] + 1 if kind == "[" else max(open_["["] - 1, 0)
-        elif kind == "_" and before.isalnum() and after.isalnum():
-            continue  # intraword underscores never open or close
-        elif not before.isspace() and (
-            after.isspace() or (_punctuation(after, core=True) and not _punctuation(before, core=False))
-        ):
-            open_[kind] = max(open_[kind] - len(run), 0)  # a pure closer in every version
-        elif not after.isspace():
-            open_[kind] += len(run)
-        deepest = max(deepest, sum(open_.values()))
-    return deepest
-
-
-def _punctuation(ch: str, *, core: bool) -> bool:
-    """Punctuation in every CommonMark version (`core`), or in some version (not `core`)."""
-    return ch in string.punctuation or unicodedata.category(ch).startswith("P" if core else ("P", "S"))
-
-
-LINK_SCHEMES = frozenset({"http", "https", "mailto"})
-
-
-def link_allowed(url: str) -> bool:
-    """Only absolute http, https and mailto URLs become links: no other scheme (smb:, ssh:,
-    search-ms:, javascript:), nothing scheme-relative (//host) or site-relative (/admin/send)."""
-    if any(ord(ch) < 33 or ch == "\\" for ch in url):  # browsers drop tabs and newlines: never guess
-        return False
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    if parts.scheme.lower() == "mailto":
-        return bool(parts.path) and "@" in parts.path
-    return (
-        parts.scheme.lower() in ("http", "https")
-        and bool(parts.hostname)
-        and url[len(parts.scheme) :].startswith("://")
-    )
-
-
-_TAGS = {
-    "p", "br", "ul", "ol", "li", "blockquote", "em", "strong", "s", "code", "pre", "hr",
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "img",
-}  # fmt: skip
-_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
-_BARE_ANCHOR = re.compile(r"<a>(.*?)</a>", re.DOTALL)
-
-
-def _keep_url(tag: str, attribute: str, value: str) -> str | None:
-    if (tag, attribute) in (("a", "href"), ("img", "src")):
-        return value if link_allowed(value) else None
-    return value
-
-
-def sanitise(rendered: str) -> str:
-    """The Markdown renderer's HTML through nh3 (ammonia): an explicit allow-list of tags and
-    attributes, links only to `LINK_SCHEMES`; a link whose URL was refused becomes its text."""
-    import nh3
-
-    clean = nh3.clean(
-        rendered,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        attribute_filter=_keep_url,
-        url_schemes=set(LINK_SCHEMES),
-        link_rel=None,
-        strip_comments=True,
-        filter_style_properties={"text-align"},
-    )
-    return _BARE_ANCHOR.sub(r"\1", clean)
-
-
-_BLOCK_START = re.compile(r"[ \t]*(?:[-+*>#|]|\d{1,9}[.)]|```|~~~|$)")
-
-
-def with_line_breaks(text: str) -> str:
-    """Markdown in which each line break the writer typed inside a paragraph is kept (a hard
-    break), as a quote needs: a poem's lines, a list of one-liners."""
-    lines = text.split("\n")
-    fenced = False
-    for index, line in enumerate(lines[:-1]):
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-        following = lines[index + 1]
-        if fenced or not line.strip() or line.endswith("\\") or _BLOCK_START.match(following):
-            continue
-        lines[index] = line + "\\"
-    return "\n".join(lines)
-
-
-def _images_as_links(body: str, keep_allowed: bool) -> str:
-    """`![alt](src)` -> `[alt](src)`: no image loads remote content in the email (a tracking pixel
-    chosen by whoever wrote the link text); with `keep_allowed`, http(s) images stay images."""
-    if "![" not in body or shown_flat(body):
-        return body
-    raw = body.encode("utf-8")
-    bangs = [
-        node.srcmap[0]
-        for node in commentary_tree(body).walk()
-        if node.name == "image" and node.srcmap and not (keep_allowed and link_allowed(str(node.meta.get("url", ""))))
-    ]
-    for start in sorted(bangs, reverse=True):
-        if raw[start : start + 1] == b"!":
-            raw = raw[:start] + raw[start + 1 :]
-    return raw.decode("utf-8")
-
-
-def link_problems(path: Path, body: str, first_line: int) -> list[Problem]:
-    """A warning with the line for each commentary link or image that will show as plain text."""
-    if ("](" not in body and "<" not in body and "]:" not in body) or shown_flat(body):
-        return []
-    raw = body.encode("utf-8")
-    problems = []
-    for node in commentary_tree(body).walk():
-        if node.name not in ("link", "autolink", "linkify", "image"):
-            continue
-        url = str(node.meta.get("url", ""))
-        if link_allowed(url):
-            if node.name == "image":
-                problems.append(
-                    Problem(path, f"image {url[:80]} is shown as a link in the email", _line_at(raw, node, first_line),
-                            "emails never load remote images; the web page shows it with [site] images = true",
-                            warning=True)
-                )  # fmt: skip
-            continue
-        problems.append(
-            Problem(path, f"link {url[:80]!r} is shown as plain text", _line_at(raw, node, first_line),
-                    "only absolute http://, https:// and mailto: links become links", warning=True)
-        )  # fmt: skip
-    return problems
-
-
-def _line_at(raw: bytes, node: Any, first_line: int) -> int:
-    return first_line + raw.count(b"\n", 0, node.srcmap[0] if node.srcmap else 0)
-
-
-@lru_cache(maxsize=8192)
-def shown_flat(body: str) -> bool:
-    """True when the commentary is shown as plain paragraphs: too costly to parse, unparseable, or
-    nested too deeply."""
-    if too_costly(body):
-        return True
-    try:
-        tree = commentary_tree(body)
-    except BaseException as exc:  # markdown-it-pyrs 0.4 panics on an unclosed code span in a link label: "[`"
-        if type(exc).__name__ != "PanicException":
-            raise
-        return True
-    return too_deep(tree)
-
-
-def flat_paragraphs(body: str) -> list[str]:
-    """The commentary as plain paragraphs, each on one line: how `shown_flat` commentary is shown."""
-    return [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
-
-
-def commentary_html(body: str, *, images: bool = False) -> str:
-    """Commentary as HTML: raw HTML escaped, absurd nesting flattened to paragraphs, then sanitised;
-    images become links unless `images` (the web page with [site] images = true)."""
-    if not body:
-        return ""
-    if shown_flat(body):
-        return "".join(f"<p>{html.escape(p)}</p>\n" for p in flat_paragraphs(body))
-    return sanitise(_markdown().render(_defused(_images_as_links(body, keep_allowed=images))))
-
-
-def quote_html(quote: str | None) -> str:
-    """A quote as HTML paragraphs with its line breaks; images never load."""
-    return commentary_html(with_line_breaks(quote)) if quote else ""
-
-
-def with_html(entry: Entry) -> Entry:
-    """The entry with its commentary and quote rendered to HTML (and the web page's version,
-    with images, when the commentary has any)."""
-    if entry.body_html or not (entry.body or entry.quote):
-        return entry
-    body_html = commentary_html(entry.body)
-    page_html = commentary_html(entry.body, images=True) if "![" in entry.body else body_html
-    return replace(entry, body_html=body_html, quote_html=quote_html(entry.quote), page_html=page_html)

@@ -8,10 +8,20 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One thing wrong (or suspicious, if `warning`) with one input file."""
+class Label:
+    """What a problem is about when it is no file: a month's email ("2025-02 email")."""
 
-    path: Path | str
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or suspicious, if `warning`) with one input file (or, with a `Label`, one output)."""
+
+    path: Path | Label
     message: str
     line: int | None = None
     hint: str = ""
@@ -33,7 +43,7 @@ class ConfigError(DigestError):
 
     def __init__(self, problems: Iterable[Problem] | str):
         if isinstance(problems, str):
-            problems = [Problem("digest.toml", problems)]
+            problems = [Problem(Path("digest.toml"), problems)]
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from digest import tokens
 from digest.config import Config
 from digest.errors import DigestError
-from digest.store import Store
-from digest.store import reports as ledger
+from digest.store import Store, reports
 from digest.store.reports import EventKind, Target
 
 MAILGUN_KEY_ENV = "DIGEST_MAILGUN_WEBHOOK_KEY"
@@ -47,24 +46,24 @@ class Event:
 
 def record(config: Config, store: Store, secret: str, source: str, events: list[Event]) -> int:
     """Record each event once, exactly as a bounce read from the mailbox; returns how many were new."""
-    limits = ledger.Thresholds(config.delivery.bounce_after, config.delivery.soft_bounce_after)
+    limits = reports.Thresholds(config.delivery.bounce_after, config.delivery.soft_bounce_after)
     new = 0
     for event in events:
         target = _target(store, secret, event)
         if target is not None:
-            new += ledger.record(store, event.key, event.kind, target, source, event.detail, limits)
+            new += reports.record(store, event.key, event.kind, target, source, event.detail, limits)
     return new
 
 
 def _target(store: Store, secret: str, event: Event) -> Target | None:
     delivery = tokens.read_return_path(secret, event.return_path) if event.return_path else None
-    if delivery is not None and (found := ledger.by_delivery(store, delivery)) is not None:
+    if delivery is not None and (found := reports.by_delivery(store, delivery)) is not None:
         return found
     if event.message_id:
         bare = event.message_id.strip().strip("<>")
-        if (found := ledger.by_message_id(store, f"<{bare}>")) is not None:
+        if (found := reports.by_message_id(store, f"<{bare}>")) is not None:
             return found
-    return ledger.by_address(store, event.address.strip().lower()) if event.address else None
+    return reports.by_address(store, event.address.strip().lower()) if event.address else None
 
 
 # -- Postmark: Basic credentials in the webhook URL; bounce and spam complaint records --------------
@@ -80,6 +79,7 @@ def postmark_events(authorization: str | None, body: bytes) -> list[Event]:
         raise Unauthorized("wrong or missing credentials")
     data = _json(body)
     record_type, kind_name = data.get("RecordType"), str(data.get("Type") or "")
+    kind: EventKind | None
     if record_type == "SpamComplaint":
         kind = EventKind.COMPLAINT
     elif record_type == "Bounce" and kind_name in ("HardBounce", "BadEmailAddress", "ManuallyDeactivated"):
@@ -119,7 +119,7 @@ def mailgun_events(body: bytes, now: float | None = None) -> list[Event]:
     if abs((now or time.time()) - int(timestamp)) > MAILGUN_MAX_AGE:
         raise Unauthorized("the signature's timestamp is too old (a replayed call?)")
     event = data.get("event-data") or {}
-    name, severity = event.get("event"), event.get("severity")
+    name, severity = str(event.get("event") or ""), str(event.get("severity") or "")
     kinds = {"complained": EventKind.COMPLAINT, "unsubscribed": EventKind.UNSUBSCRIBE}
     kind = kinds.get(name) or (
         {"permanent": EventKind.HARD_BOUNCE, "temporary": EventKind.SOFT_BOUNCE}.get(severity)

@@ -57,6 +57,8 @@ def run_scheduled(store: Store, config: Config, month: date, stop: threading.Eve
         return run_log.get(store, run.id)
     except Exception as exc:  # noqa: BLE001 - recorded, never left "running" (that would hold the month's dedupe key)
         return _scheduled_failed(store, run.id, key, exc)
+    if config.check.links:
+        log_links(config, month)
     if config.schedule.mode == "draft":
         try:
             report = publish.send_copies(config, rendered, list(config.delivery.recipients))
@@ -69,6 +71,26 @@ def run_scheduled(store: Store, config: Config, month: date, stop: threading.Eve
         return run_log.get(store, run.id)
     _send_run(store, config, rendered, run.id, stop or threading.Event())
     return run_log.get(store, run.id)
+
+
+def log_links(config: Config, month: date) -> None:
+    """Log the month's dead and moved links before the send; never stops it (a site may be down for an hour)."""
+    from digest.linkcheck import check_links
+
+    try:
+        report = check_links(config, month)
+    except Exception as exc:  # noqa: BLE001 - the link check is advice; the send goes on
+        log.warning("the link check of %s failed: %s", f"{month:%Y-%m}", exc)
+        return
+    for problem in report.problems():
+        log.warning("%s", problem)
+    log.info(
+        "link check of %s: %d link(s), %d dead, %d moved",
+        report.scope,
+        len({f.use.url for f in report.findings}),
+        len(report.dead),
+        len(report.moved),
+    )
 
 
 def _take_over(store: Store, key: str) -> Run | None:
@@ -109,11 +131,12 @@ def _send_run(store: Store, config: Config, rendered: publish.Rendered, run_id: 
         run_log.finish(store, run_id, RunStatus.FAILED, str(exc))
         return
     if report.queued_only:
-        detail = f"queued for {report.after.get('queued', 0)} subscriber(s); digest worker processes send them"
+        detail = f"queued for {report.queued} subscriber(s); digest worker processes send them"
         log.info("%s: %s", rendered.issue.key, detail)
         run_log.finish(store, run_id, RunStatus.SUCCEEDED, detail)
         return
     stats = report.stats
+    assert stats is not None  # only a dry run has none
     run_log.progress(store, run_id, stats.sent, stats.retried, stats.failed)
     status = RunStatus.SUCCEEDED if report.ok else RunStatus.FAILED
     detail = (

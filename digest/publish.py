@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 from digest import collect
 from digest.collect import Archive, Issue
 from digest.config import Config
-from digest.errors import NothingToDo, Problem
+from digest.errors import Problem
 from digest.files import write_atomic
 from digest.gcpause import stage
 
 if TYPE_CHECKING:  # the renderers and the store load only when a command needs them
+    from digest.delivery.base import SendResult
     from digest.delivery.dispatch import RunStats
     from digest.render.cache import RenderCache, SitePlan
     from digest.render.email import RenderedEmail
     from digest.render.feed import Feeds
     from digest.render.site import Page
-    from digest.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,20 @@ def render(config: Config, month: date | None = None, *, for_sending: bool = Fal
     from digest.render.site import Page, neighbours, page_path, render_page, static_pages
 
     archive = collect.load_archive(config)  # ContentError lists every problem
+    latest = archive.latest_month  # NothingToDo in an empty archive, even with a month asked for
     months = archive.months()
-    if not months:
-        raise NothingToDo(f"no entries in {config.paths.content}: add one with 'digest add URL --title ...'")
-    issue = archive.issue(month or months[-1], html=False)  # commentary HTML only for what is rendered
+    issue = archive.issue(month or latest, html=False)  # commentary HTML only for what is rendered
     renders = RenderCache(config, archive, full=full)
     _log_warnings(archive, issue, renders.link_warnings(issue.month))
     keep_compiled(config.paths.templates, config.var_dir / "cache" / "templates", code_version())
     issues, plan = _Issues(archive, issue, renders), plan_site(renders, months)
     changed = [i for i, m in enumerate(months) if page_path(m) not in plan.kept]
     pages = [
-        render_page(issues[months[i]], issues.article(months[i]), issues.each(neighbours(months, i)), config)
+        render_page(issues[months[i]], issues.article(months[i]), issues.pair(neighbours(months, i)), config)
         for i in changed
     ]
     index = Page("index.html", renders.cached("index", renders.index_key(months), issues.index))
-    rendered = Rendered(issue, _email(archive, issue, renders, config), (*pages, index, *static_pages(config)),
+    rendered = Rendered(issue, _email(issues, issue, renders, config), (*pages, index, *static_pages(config)),
                         _feeds(months[-config.feeds.keep :], issues, renders), plan)  # fmt: skip
     if for_sending:
         preflight(config, rendered)
@@ -81,14 +80,23 @@ class _Issues:
     def __init__(self, archive: Archive, issue: Issue, renders: RenderCache):
         self.archive, self.renders, self.config = archive, renders, renders.config
         self._issues = {issue.month: issue}
+        self._with_html: dict[date, Issue] = {}  # the article and the email of a month share one render
 
     def __getitem__(self, month: date) -> Issue:
         if month not in self._issues:
             self._issues[month] = self.archive.issue(month, html=False)
         return self._issues[month]
 
-    def each(self, months: Iterable[date | None]) -> tuple[Issue | None, ...]:
-        return tuple(None if m is None else self[m] for m in months)
+    def pair(self, months: tuple[date | None, date | None]) -> tuple[Issue | None, Issue | None]:
+        """The issues of (older, newer) months; None where there is none."""
+        older, newer = months
+        return (None if older is None else self[older], None if newer is None else self[newer])
+
+    def with_html(self, month: date) -> Issue:
+        """The month's issue with its commentary rendered, made once per build."""
+        if month not in self._with_html:
+            self._with_html[month] = self.archive.issue(month)
+        return self._with_html[month]
 
     def article(self, month: date) -> str:
         """From the render cache, or rendered (with the commentary's HTML) and cached."""
@@ -96,7 +104,7 @@ class _Issues:
 
         html = self.renders.article(month)
         if html is None:
-            html = render_article(self.archive.issue(month), self.config)
+            html = render_article(self.with_html(month), self.config)
             self.renders.store_article(month, html)
         return html
 
@@ -119,7 +127,7 @@ def _feeds(recent: list[date], issues: _Issues, renders: RenderCache) -> Feeds:
     return Feeds(rss.encode(), atom.encode(), json_feed.encode())
 
 
-def _email(archive: Archive, issue: Issue, renders: RenderCache, config: Config) -> RenderedEmail:
+def _email(issues: _Issues, issue: Issue, renders: RenderCache, config: Config) -> RenderedEmail:
     """The month's email from the render cache (its warnings said again), or rendered and cached."""
     from digest.render.email import RenderedEmail, render_email
 
@@ -129,7 +137,7 @@ def _email(archive: Archive, issue: Issue, renders: RenderCache, config: Config)
     except (TypeError, KeyError):  # saved by another version of RenderedEmail
         email = None
     if email is None:
-        email = render_email(archive.issue(issue.month), config)
+        email = render_email(issues.with_html(issue.month), config)
         renders.store_email(issue.month, email)
         return email
     for warning in email.warnings:
@@ -153,7 +161,7 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     """Pages before feeds (no feed item may link to a missing page), then the email files."""
     site = config.paths.output / "site"
     feeds = rendered.feeds
-    files = [(site / page.path, page.body) for page in rendered.pages]
+    files: list[tuple[Path, bytes | str]] = [(site / page.path, page.body) for page in rendered.pages]
     files += [(site / "feed.xml", feeds.rss), (site / "atom.xml", feeds.atom), (site / "feed.json", feeds.json)]
     emails = config.paths.output / "email"
     files += [
@@ -187,8 +195,7 @@ def build(config: Config, month: date | None = None, *, for_sending: bool = Fals
 
 def _log_warnings(archive: Archive, issue: Issue, links: list[Problem]) -> None:
     """The month's own warnings one by one (`links`: its commentary's); the rest of the archive's as a count."""
-    mine = {e.path.name for e in issue.entries}
-    own = [w for w in archive.warnings if Path(str(w.path)).name in mine]
+    own = archive.warnings_about(issue.entries)
     for warning in links:
         log.warning("%s", warning)
     for warning in own:
@@ -219,6 +226,10 @@ def check(config: Config, month: date | None = None) -> CheckReport:
     issue = archive.issue(month)
     problems += checks.email_problems(render_email(issue, config), issue, config)
     problems += checks.repeated_links(archive, issue, config)
+    if config.check.links:  # warnings: a site that is down today must not block the send
+        from digest.linkcheck import check_links
+
+        problems += check_links(config, month, archive=archive).problems()
     return CheckReport(issue.key, tuple(problems))
 
 
@@ -230,19 +241,20 @@ class CopyReport:
     """What a send to a fixed list of addresses (test copies, previews) did."""
 
     issue_key: str
-    results: tuple[tuple[str, object], ...]  # (address, SendResult)
+    results: tuple[tuple[str, SendResult], ...]  # (address, result)
 
     @property
     def failed(self) -> int:
-        return sum(1 for _, r in self.results if r.status != "sent")
+        from digest.delivery.base import SendStatus
+
+        return sum(1 for _, r in self.results if r.status != SendStatus.SENT)
 
 
 def send_copies(config: Config, rendered: Rendered, addresses: list[str], *, adapter: str | None = None) -> CopyReport:
     """Test copies and previews: each gets its own Message-ID; nothing goes in the delivery log."""
-    from digest import tokens
     from digest.addresses import InvalidAddress, normalise
     from digest.delivery import make_adapter
-    from digest.delivery.message import Composer, Recipient
+    from digest.delivery.message import Composer, Recipients
 
     checked, invalid = [], []
     for address in addresses:  # the same rule as a subscriber's address, before anything is sent
@@ -254,24 +266,19 @@ def send_copies(config: Config, rendered: Rendered, addresses: list[str], *, ada
         raise InvalidAddress("; ".join(invalid) + "; nothing was sent")
     preflight(config, rendered)
     addresses = list(dict.fromkeys(checked))
-    secret = tokens.secret_key(config)
+    recipients = Recipients(config)
     composer = Composer(rendered.email, config)
     results = []
     with make_adapter(config, adapter) as transport:
         for address in addresses:
-            key = f"{rendered.issue.key}.test-{uuid.uuid4().hex[:10]}"
-            recipient = Recipient(
-                address=address,
-                message_id=tokens.message_id(secret, key, address, tokens.sender_domain(config)),
-                unsubscribe_url=tokens.unsubscribe_url(config, secret, tokens.TokenSubject(address)),
-            )
+            recipient = recipients.make(f"{rendered.issue.key}.test-{uuid.uuid4().hex[:10]}", address)
             results.append((address, transport.send(composer.compose(recipient))))
     return CopyReport(rendered.issue.key, tuple(results))
 
 
 @dataclass(frozen=True)
 class SendReport:
-    """One `send` run: this run's counters and the issue's ledger before and after it."""
+    """One `send` run: this run's counters and the issue's delivery counts before and after it."""
 
     issue_key: str
     stats: RunStats | None  # None for a dry run
@@ -282,21 +289,25 @@ class SendReport:
 
     @property
     def already_sent(self) -> int:
-        return self.before.get("sent", 0)
+        from digest.store import DeliveryStatus
+
+        return self.before.get(DeliveryStatus.SENT, 0)
+
+    @property
+    def queued(self) -> int:
+        from digest.store import DeliveryStatus
+
+        return self.after.get(DeliveryStatus.QUEUED, 0)
 
     @property
     def remaining(self) -> int:
-        return self.after.get("queued", 0) + self.after.get("sending", 0)
+        from digest.store import DeliveryStatus
+
+        return self.after.get(DeliveryStatus.QUEUED, 0) + self.after.get(DeliveryStatus.SENDING, 0)
 
     @property
     def ok(self) -> bool:
         return self.stats is None or (self.stats.failed == 0 and not self.stopped)
-
-
-def open_store(config: Config) -> Store:
-    from digest.store import open_store as open_
-
-    return open_(config.database_url)
 
 
 def send(
@@ -314,39 +325,33 @@ def send(
     """Queue the issue for every active subscriber without a delivery yet, then send what is queued
     (or, in queue mode, leave the sending to `digest worker` processes)."""
     from digest.delivery.dispatch import Sender
-    from digest.store import deliveries as ledger
-    from digest.store import subscribers
+    from digest.store import DeliveryStatus, SubscriberStatus, deliveries, open_store, subscribers
 
     preflight(config, rendered)  # before the store: nothing is queued for a message that can't be sent
     store = open_store(config)
     try:
         key, email = rendered.issue.key, rendered.email
         if dry_run:
-            stored = ledger.get_issue(store, key)
-            before = ledger.counts(store, stored.id) if stored else {}
-            active = subscribers.counts(store).get("active", 0)
-            return SendReport(key, None, before, {**before, "would_send": max(active - before.get("sent", 0), 0)})
-        issue_id = ledger.save_issue(store, key, email.subject, email.html, email.text)
+            stored = deliveries.get_issue(store, key)
+            before = deliveries.counts(store, stored.id) if stored else {}
+            active = subscribers.counts(store).get(SubscriberStatus.ACTIVE, 0)
+            would_send = max(active - before.get(DeliveryStatus.SENT, 0), 0)
+            return SendReport(key, None, before, {**before, "would_send": would_send})
+        issue_id = deliveries.save_issue(store, key, email.subject, email.html, email.text)
         if retry_failed:
-            log.info("requeued %d failed deliveries of %s", ledger.retry_failed(store, issue_id), key)
-        before = ledger.counts(store, issue_id)
-        ledger.enqueue(store, issue_id)
-        ledger.skip_departed(store, issue_id)
+            log.info("requeued %d failed deliveries of %s", deliveries.retry_failed(store, issue_id), key)
+        before = deliveries.counts(store, issue_id)
+        deliveries.enqueue(store, issue_id)
+        deliveries.skip_departed(store, issue_id)
         if config.delivery.mode == "queue" if queue_only is None else queue_only:
-            return SendReport(key, None, before, ledger.counts(store, issue_id), queued_only=True)
+            return SendReport(key, None, before, deliveries.counts(store, issue_id), queued_only=True)
         if on_total is not None:  # what this run has to send: the progress bar's total and ETA
-            waiting = ledger.counts(store, issue_id)
-            on_total(waiting.get("queued", 0) + waiting.get("sending", 0))
+            waiting = deliveries.counts(store, issue_id)
+            on_total(waiting[DeliveryStatus.QUEUED] + waiting[DeliveryStatus.SENDING])
         with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
             stats = sender.send_issue(issue_id, key, email)
-        ledger.finish_if_done(store, issue_id)
-        after = ledger.counts(store, issue_id)
+        deliveries.finish_if_done(store, issue_id)
+        after = deliveries.counts(store, issue_id)
         return SendReport(key, stats, before, after, stopped=bool(stop and stop.is_set()))
     finally:
         store.close()
-
-
-def publish_month(config: Config, month: date | None = None, **send_options: object) -> SendReport:
-    """The monthly job: check and build everything, publish site and feeds, then send."""
-    rendered = build(config, month)
-    return send(config, rendered, **send_options)  # type: ignore[arg-type]

@@ -76,7 +76,7 @@ def due_time(config: Config, now: datetime | None = None) -> datetime | None:
 def run_monthly(config_path: str) -> None:
     """The stored job (referenced by name, so it survives restarts): publish the month that is due."""
     from digest import jobs
-    from digest.publish import open_store
+    from digest.store import open_store
 
     try:
         config = load_config(config_path)
@@ -118,8 +118,7 @@ class SchedulerService:
         return self.scheduler is not None
 
     def _loop(self) -> None:
-        from digest.publish import open_store
-        from digest.store import runs
+        from digest.store import open_store, runs
 
         store = open_store(self.config)
         try:

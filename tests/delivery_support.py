@@ -134,8 +134,7 @@ def smtp_project(make_project, smtp_server: SmtpServer) -> Path:
 def issue_counts(root: Path, key: str = "2025-02") -> dict[str, int]:
     """The issue's delivery figures, read from the project's own store."""
     from digest.config import load_config
-    from digest.publish import open_store
-    from digest.store import deliveries
+    from digest.store import deliveries, open_store
 
     store = open_store(load_config(root / "digest.toml"))
     try:

@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import LoopbackServer
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Behaviour:
     ses_region: str = "eu-west-1"
 
 
-class Services:
+class Services(LoopbackServer):
     """One ThreadingHTTPServer on 127.0.0.1 serving Postmark's and Mailgun's endpoints."""
 
     def __init__(self, behaviour: Behaviour | None = None):
@@ -46,20 +48,7 @@ class Services:
         self.lock = threading.Lock()
         self.held = threading.Event()  # the held call has arrived and its messages are accepted
         self.release = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> Services:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.serve(self._handler())
 
     def _handler(self):
         services = self

@@ -19,7 +19,7 @@ from delivery_support import write_project
 from smtp_sink import free_port
 
 from digest.config import load_config
-from digest.publish import open_store
+from digest.store import open_store
 from digest.store import runs as run_log
 from digest.store import subscribers as subs
 

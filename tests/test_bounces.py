@@ -21,7 +21,7 @@ from smtp_sink import SmtpServer
 
 from digest import bounces, tokens
 from digest.config import load_config
-from digest.publish import open_store
+from digest.store import open_store
 from digest.store import reports as ledger
 from digest.store import subscribers as subs
 

@@ -19,8 +19,7 @@ from delivery_support import REQUIRE_ALL, digest, write_project
 from smtp_sink import free_port
 
 from digest.config import load_config
-from digest.publish import open_store
-from digest.store import SubscriberStatus
+from digest.store import SubscriberStatus, open_store
 from digest.store import subscribers as subs
 
 pytestmark = pytest.mark.browser

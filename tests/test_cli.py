@@ -275,9 +275,9 @@ def test_a_refused_add_leaves_no_empty_folders(site, cli):
     assert not (site.content / "2025" / "03").exists()
 
 
-def test_add_needs_a_title(site, cli):
-    result = cli(site.root, "add", "https://e.com/")
-    assert result.code == 2 and "Missing option '--title'" in result.err
+def test_add_needs_a_title_when_it_may_not_fetch_one(site, cli):
+    result = cli(site.root, "add", "https://e.com/", "--no-fetch")
+    assert result.code == 1 and "--no-fetch needs --title" in result.err
 
 
 def test_send_dry_run_writes_nothing(site, cli):

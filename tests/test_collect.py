@@ -218,3 +218,22 @@ def test_recent_issues_are_the_newest_oldest_first(project):
     archive = load_archive(project.config())
     assert [i.key for i in archive.recent(3)] == ["2024-12", "2025-01", "2025-02"]
     assert [m.isoformat() for m in archive.months()] == ["2024-11-01", "2024-12-01", "2025-01-01", "2025-02-01"]
+
+
+def test_a_months_warnings_are_matched_by_the_whole_path_not_the_file_name(new_project, cli):
+    """December's notes.md has a warning; February's notes.md has none: February's build must not say it."""
+    project = new_project("Europe/Berlin")
+    project.entry("notes", date="2024-12-10", folder="2024/12", title="Décembre — 東京", tage="typo")
+    project.entry("notes", date="2025-02-10", folder="2025/02", title="Février — שלום ✨")
+    archive = load_archive(project.config())
+    [december] = archive.warnings
+    assert str(december.path) == "content/2024/12/notes.md" and "tage" in december.message
+    assert archive.warnings_about(archive.issue(FEBRUARY).entries) == ()
+    assert archive.warnings_about(archive.issue(date(2024, 12, 1)).entries) == (december,)
+
+    result = cli(project.root, "-v", "build", "--month", "2025-02")
+    assert result.code == 0, result.output
+    assert "tage" not in result.err and "2024/12/notes.md" not in result.err, result.err
+    assert "1 warning(s) in other months' entries" in result.err, result.err
+    result = cli(project.root, "build", "--month", "2024-12")
+    assert result.code == 0 and "content/2024/12/notes.md:5: unknown front-matter key 'tage'" in result.err, result.err

@@ -13,8 +13,8 @@ from html_safety import executable
 
 from digest.checks import email_problems
 from digest.collect import load_archive
-from digest.content import commentary_html, link_allowed
 from digest.render.email import render_email
+from digest.render.markdown import commentary_html, link_allowed
 from digest.render.site import render_article
 
 FEBRUARY = date(2025, 2, 1)

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from html_safety import executable
 
-from digest.content import commentary_html, parse_entry, url_problem, with_html
+from digest.content import parse_entry, url_problem
+from digest.render.markdown import commentary_html, with_html
 
 SECTIONS = ("Articles and Blogs", "Papers and Reports", "News")
 BERLIN = ZoneInfo("Europe/Berlin")

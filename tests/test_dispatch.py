@@ -10,7 +10,7 @@ import pytest
 from delivery_support import add_subscribers, digest, start_digest
 
 from digest.config import load_config
-from digest.publish import open_store
+from digest.store import open_store
 from digest.store import subscribers as subs
 
 

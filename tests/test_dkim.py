@@ -231,6 +231,40 @@ def test_composer_messages_verify_for_any_unicode(
     custom = config.model_copy(update={"sender": config.sender.model_copy(update={"name": sender}), "site": site})
     raw = compose(custom, email, name=name, address=f"{local}@example.com")
     assert verified(raw, keys) == [True, True]
+    assert body_hash_once_per_send(custom, email) == body_hash_of_whole_message(custom, email)
+
+
+def body_hash_once_per_send(config, email) -> bytes:
+    composer = Composer(email, config)
+    composer.boundary = "=_fixed"
+    return signatures(composer.compose(reader()).raw)[0][b"bh"]
+
+
+def body_hash_of_whole_message(config, email) -> bytes:
+    """The signer run on the finished message, canonicalising the whole body there and then."""
+    composer = Composer(email, config)
+    composer.boundary, signer, composer.signer = "=_fixed", composer.signer, None
+    return signatures(signer(composer.compose(reader()).raw))[0][b"bh"]
+
+
+def reader() -> Recipient:
+    return Recipient("reader@example.com", "<2025-02.x@links.example.com>", "https://links.example.com/u/abc.def")
+
+
+@pytest.mark.parametrize("pad", ["", " ", "  \t", "\t\t  "])
+def test_a_body_canonicalised_once_per_send_hashes_like_the_whole_message(config, rendered, keys, pad):
+    """The Composer puts each piece of the issue in relaxed form once per send and joins them per reader;
+    white space around the reader's link and at line ends must hash as the whole message would."""
+    slot = rendered.slot
+    text = f"Read it.{pad}\n{pad}{slot}{pad}\n\n  indented {pad}  text {pad}\n{pad}"
+    email = dataclasses.replace(rendered, text=text, html=f"<p>{pad} x {pad}</p>{pad}\n{pad}{slot}{pad}\n")
+    assert body_hash_once_per_send(config, email) == body_hash_of_whole_message(config, email)
+    assert verified(compose(config, email), keys) == [True, True]
+
+
+def test_the_shipped_issue_takes_the_once_per_send_path(config, rendered):
+    composer = Composer(rendered, config)
+    assert composer.text.relaxes_in_pieces and composer.html.relaxes_in_pieces
 
 
 # --- raw messages with everything relaxed canonicalisation must handle -----------------------

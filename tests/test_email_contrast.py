@@ -75,11 +75,15 @@ def emails(tmp_path_factory) -> dict[str, Path]:
     (root / "digest.toml").write_text(to_toml(site_settings("America/New_York")))
     config = load_config(root / "digest.toml")
     config = config.model_copy(
-        update={"paths": config.paths.model_copy(update={"content": REPO / "content", "templates": REPO / "digest" / "theme"})}
+        update={
+            "paths": config.paths.model_copy(
+                update={"content": REPO / "content", "templates": REPO / "digest" / "theme"}
+            )
+        }
     )
     archive = load_archive(config)
     files = {}
-    for month in (date(2025, 2, 1), date(2024, 12, 1)):
+    for month in (date(2025, 2, 1), date(2024, 12, 1), date(2025, 6, 1)):  # links, note and quote; cut; notes
         email = render_email(archive.issue(month), config)
         path = root / f"{email.key}.html"
         path.write_text(email.html.replace(email.slot, "https://links.example.com/unsubscribe/abc.def"))
@@ -89,7 +93,7 @@ def emails(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [375, 800])
-@pytest.mark.parametrize("key", ["2025-02", "2024-12"])
+@pytest.mark.parametrize("key", ["2025-02", "2024-12", "2025-06"])
 def test_every_text_reaches_aa_contrast(browser, emails, key, width, scheme):  # noqa: F811
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     try:

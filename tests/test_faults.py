@@ -20,8 +20,8 @@ from smtp_sink import CuttingServer
 from digest import publish
 from digest.config import load_config
 from digest.errors import StoreError
-from digest.publish import open_store
 from digest.store import deliveries as ledger
+from digest.store import open_store
 from digest.store import subscribers as subs
 
 

@@ -27,7 +27,7 @@ from starlette.testclient import TestClient
 
 from digest import tokens
 from digest.config import load_config
-from digest.publish import open_store
+from digest.store import open_store
 from digest.store.schema import deliveries, mail_events, subscribers
 from digest.web import create_app
 

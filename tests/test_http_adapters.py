@@ -18,8 +18,8 @@ from http_services import Behaviour, Services
 
 from digest import tokens
 from digest.config import load_config
-from digest.publish import open_store
 from digest.store import deliveries as ledger
+from digest.store import open_store
 from digest.store import subscribers as subs
 
 SECRET = "test-secret"

@@ -39,7 +39,7 @@ UBER = "Uber Technologies – A brilliant business executing to perfection (Quar
 def entries_in(project, folder: str) -> list:
     config = project.config()
     parsed = []
-    for path in sorted((project.content / folder).glob("*.md")):
+    for path in sorted((project.content / folder).glob("[!_]*.md")):  # `_issue.md` is not an entry
         entry, problems = parse_entry(path, path.read_bytes(), config.site.sections, config.site.tz)
         assert entry is not None, problems
         parsed.append(entry)
@@ -66,8 +66,9 @@ def test_the_jekyll_archive_holds_eight_links_with_their_commentary(config):
 def test_importing_the_jekyll_archive_writes_eight_entries_dated_in_site_time(project, cli):
     result = cli(project.root, "import", str(JEKYLL))
     assert (result.code, result.out, result.err) == (0, "imported 8 new entries from 1 file\n", "")
-    files = sorted((project.content / "2025" / "02").glob("*.md"))
+    files = sorted((project.content / "2025" / "02").glob("[!_]*.md"))
     assert [f.name[:3] for f in files] == [f"{n:02d}-" for n in range(1, 9)]  # the archive's order
+    assert (project.content / "2025" / "02" / "_issue.md").is_file()  # the text around the links
     assert files[0].name == "01-deepseek-china-openai-and-ai-megaclusters-lex-fridman.md"
     entries = entries_in(project, "2025/02")
     assert [(e.title, e.url) for e in entries] == FEBRUARY
@@ -136,7 +137,7 @@ def test_a_quote_attribution_takes_the_lines_above_it(config):
 
 
 def test_plain_commentary_renders_as_written(config):
-    from digest.content import commentary_html
+    from digest.render.markdown import commentary_html
 
     _, items = read_archive(PLAIN, config)
     html = commentary_html(next(i for i in items if i.title == "Where do LLMs spend their FLOPS?").body)
@@ -176,18 +177,21 @@ def test_the_import_order_is_the_issue_order(project, cli):
 def test_importing_twice_writes_nothing_new(project, cli):
     assert cli(project.root, "import", str(JEKYLL), str(PLAIN)).code == 0
     before = snapshot(project.content)
-    assert len(before) == 84
+    assert len(before) == 85  # 84 entries and February's _issue.md
     again = cli(project.root, "import", str(JEKYLL), str(PLAIN))
     assert (again.code, again.out, again.err) == (0, "imported 0 new entries (84 already there) from 2 files\n", "")
     assert snapshot(project.content) == before  # no new file, none rewritten
 
 
 def test_importing_the_seeds_reproduces_the_shipped_content(tmp_path, cli):
-    """The repository's content/ is exactly what `digest import` makes of the two archives."""
+    """The repository's content/ is exactly what `digest import` makes of the seed archives."""
     root = tmp_path / "fresh"
     (root / "content").mkdir(parents=True)
+    (root / "templates").mkdir(exist_ok=True)
     shutil.copy(REPO / "digest.toml", root / "digest.toml")
-    assert cli(root, "import", str(JEKYLL), str(PLAIN)).code == 0
+    notes = sorted(SEEDS.glob("00[23]_*.txt"))  # the podcast notes and the topic notes
+    assert cli(root, "import", str(JEKYLL), str(PLAIN), *map(str, notes)).code == 0
+    assert cli(root, "import", "--format", "quotes", str(next(SEEDS.glob("004_*.txt")))).code == 0
     made = {p: data for p, (data, _) in snapshot(root / "content").items()}
     shipped = {str(p.relative_to(REPO / "content")): p.read_bytes() for p in sorted((REPO / "content").rglob("*.md"))}
     assert sorted(made) == sorted(shipped)
@@ -203,8 +207,9 @@ def test_an_unknown_format_is_a_clear_error_naming_the_file(project, cli, tmp_pa
     result = cli(project.root, "import", str(stray))
     assert result.code == 1
     assert result.err == (
-        f"error: {stray}: not a link archive digest can import (expected a Jekyll post with '**[Title](url)**' "
-        "lines, or a plain-text month starting '2024 December - What I Have Read')\n"
+        f"error: {stray}: not an archive digest can import (expected a Jekyll post with '**[Title](url)**' "
+        "lines or '#' headings, or a plain-text month starting '2024 December - What I Have Read'; "
+        "for a collection of quotes, one a line, add --format quotes)\n"
     )
     assert list(project.content.rglob("*")) == []
 

@@ -100,6 +100,40 @@ def test_every_kind_of_change_builds_what_a_full_build_builds(archive, cli, tmp_
     assert_same_as_full_build(project, cli, tmp_path)
 
 
+def test_editors_notes_notes_and_the_quote_pool_build_what_a_full_build_builds(archive, cli, tmp_path):
+    project = archive
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    note = project.write("2024/12/_issue.md", "---\nsubject: Décembre ✨\noutro: À bientôt\n---\nBonjour 👋\n")
+    assert rendered_pages(project) == ["2024/12/index.html"]  # an editor's note added
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    touch(note, note.read_text().replace("Bonjour", "Hello"))  # an editor's note edited: its month only
+    assert rendered_pages(project) == ["2024/12/index.html"]
+    assert_same_as_full_build(project, cli, tmp_path)
+    assert "Hello 👋" in (project.root / "output/site/2024/12/index.html").read_text()
+
+    note.unlink()  # and removed
+    assert rendered_pages(project) == ["2024/12/index.html"]
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    project.write("2025/01/thoughts.md", "---\nkind: note\ntitle: A note\ndate: 2025-01-20\n---\n# Heading\n")
+    assert rendered_pages(project) == ["2025/01/index.html"]  # a note added
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    for n in range(3):  # a quote pool appears: every issue now shows a quote
+        project.write(f"quotes/q{n}.md", f"---\nsource: Author {n}\n---\nQuote {n} — 名言\n")
+    assert len(rendered_pages(project)) == 4
+    assert_same_as_full_build(project, cli, tmp_path)
+
+    quote = project.content / "quotes/q1.md"  # a pool quote edited: only the issues that show it
+    pages = {m: (project.root / f"output/site/{m}/index.html").read_text() for m in ("2024/11", "2024/12", "2025/01", "2025/02")}  # fmt: skip
+    shown = [m for m, page in pages.items() if "Quote 1" in page]
+    touch(quote, quote.read_text().replace("Quote 1", "Quote one"))
+    assert sorted(rendered_pages(project)) == [f"{m}/index.html" for m in shown]
+    assert_same_as_full_build(project, cli, tmp_path)
+
+
 @pytest.mark.parametrize(
     "template, old, new",
     [
@@ -273,3 +307,46 @@ def test_front_matter_is_read_with_libyaml_when_pyyaml_has_it():
     if not yaml.__with_libyaml__:
         pytest.skip("this PyYAML was built without libyaml")
     assert issubclass(content._Loader, yaml.CSafeLoader)
+
+
+def test_a_content_cache_of_the_old_layout_is_rebuilt_not_misread(project):
+    """A cache file written before the typed records (version 6: each entry a tuple read by index) for
+    the very files on disk, same (mtime, size), but with other values: the scan parses the files again."""
+    import hashlib
+    import pickle
+    import zlib
+    from datetime import UTC, date, datetime
+
+    from digest import collect
+    from digest.config import load_config
+
+    path = project.entry("café-é", date="2025-02-10", title="Über — 東京 ✨", body="Commentary.")
+    config = load_config(project.toml)
+    stat = path.stat()
+    old_fields = ("Stale title", "https://example.com/stale", datetime(2024, 12, 1, tzinfo=UTC), "Notes", None,
+                  (), True, None, "Stale commentary.")  # fmt: skip
+    old_record = collect.Record(str(path), old_fields, date(2024, 12, 1), None, "0" * 32)  # type: ignore[arg-type]
+    folder = str(path.parent)
+    data = {
+        "fingerprint": (6, config.site.sections, config.site.timezone, str(config.paths.content)),
+        "folder": folder,
+        "files": {str(path): ((stat.st_mtime_ns, stat.st_size), old_record, (), None)},
+    }
+    payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    shard = (
+        project.root / "var/cache/content" / (hashlib.blake2b(folder.encode(), digest_size=10).hexdigest() + ".pickle")
+    )
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(collect.CACHE_MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload)
+
+    archive = collect.load_archive(config)
+    [entry] = archive.issue(date(2025, 2, 1), html=False).entries
+    assert (entry.title, entry.url, entry.body, entry.draft) == ("Über — 東京 ✨", "https://example.com/café-é",
+                                                                 "Commentary.", False)  # fmt: skip
+    assert archive.months() == [date(2025, 2, 1)]
+    rewritten = pickle.loads(shard.read_bytes()[len(collect.CACHE_MAGIC) + 4 :])
+    assert rewritten["fingerprint"][0] == collect.CACHE_VERSION > 6
+    cached = rewritten["files"][str(path)]
+    assert isinstance(cached, collect.Cached) and isinstance(cached.record.fields, collect.EntryFields)
+    assert cached.record.fields.title == "Über — 東京 ✨"
+    assert collect.load_archive(config).entries == archive.entries  # and the new file is read back the same

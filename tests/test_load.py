@@ -21,7 +21,7 @@ from delivery_support import digest
 
 from digest import tokens
 from digest.config import load_config
-from digest.publish import open_store
+from digest.store import open_store
 from digest.store import subscribers as subs
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,10 @@ async def one_client(base: str, jobs: asyncio.Queue, ids: dict[str, int], result
                     content=b"List-Unsubscribe=One-Click",
                     headers={"content-type": "application/x-www-form-urlencoded"},
                 )
-            results.append((action, address, response.status_code, time.perf_counter() - started))
+            code = response.status_code
+            if action == "confirm" and code == 400 and "older than your unsubscribe" in response.text:
+                code = "raced an unsubscribe"  # a confirm link made before another client's unsubscribe landed
+            results.append((action, address, code, time.perf_counter() - started))
 
 
 async def generate(base: str, store) -> list:
@@ -130,8 +133,9 @@ def test_concurrent_subscribe_confirm_unsubscribe(server):
     elapsed = time.perf_counter() - started
     assert len(results) == REQUESTS
     statuses = {code for *_, code, _ in results}
-    assert all(code < 500 for code in statuses), statuses
-    assert statuses <= {200}, statuses
+    assert statuses <= {200, "raced an unsubscribe"}, [(a, addr, c) for a, addr, c, _ in results if c != 200]
+    unsubscribed = {address for action, address, *_ in results if action == "unsubscribe"}
+    assert {address for _, address, code, _ in results if code != 200} <= unsubscribed
     subscribed = {address for action, address, code, _ in results if action == "subscribe" and code == 200}
     rows = list(subs.iterate(store))
     emails = [row.email for row in rows]

@@ -61,10 +61,15 @@ def repo_before() -> dict[str, tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory, cli, repo_before):
-    """The shipped project with one subscriber, after `digest publish`."""
+    """The shipped project with one subscriber, after `digest publish` (the latest month, June 2025's
+    notes) and `digest publish --month 2025-02` (February's links)."""
     root = copy_shipped(tmp_path_factory.mktemp("shipped") / "site")
     assert cli(root, "subscribers", "add", "writer@example.com").code == 0
     published = cli(root, "publish")
+    assert published.code == 0, published.output
+    assert published.out.splitlines()[0].startswith("built 2025-06: 6 entries, email ")
+    assert "2025-06: sent 1, retried 0, failed 0, skipped 0 already sent" in published.out
+    published = cli(root, "publish", "--month", "2025-02")
     assert published.code == 0, published.output
     assert published.out.splitlines()[0].startswith("built 2025-02: 8 entries, email ")
     assert "2025-02: sent 1, retried 0, failed 0, skipped 0 already sent" in published.out
@@ -85,11 +90,11 @@ def the_eml(root: Path):
 def test_publish_writes_the_email_the_archive_the_feeds_and_one_message(shipped):
     written = {str(p.relative_to(shipped / "output")) for p in (shipped / "output").rglob("*") if p.is_file()}
     assert written == {
-        "email/2025-02.html", "email/2025-02.txt",
-        "site/index.html", "site/style.css", "site/2024/12/index.html", "site/2025/02/index.html",
-        "site/feed.xml", "site/atom.xml", "site/feed.json",
+        "email/2025-06.html", "email/2025-06.txt", "email/2025-02.html", "email/2025-02.txt",
+        "site/index.html", "site/style.css", "site/2024/07/index.html", "site/2024/12/index.html",
+        "site/2025/02/index.html", "site/2025/06/index.html", "site/feed.xml", "site/atom.xml", "site/feed.json",
     }  # fmt: skip
-    assert len(list((shipped / "outbox").rglob("*.eml"))) == 1
+    assert len(list((shipped / "outbox").rglob("*.eml"))) == 2
 
 
 def test_every_february_link_is_in_every_channel(shipped):
@@ -154,13 +159,13 @@ def test_the_feeds_parse_cleanly_with_self_links_and_zoned_dates(shipped):
         parsed = feedparser.parse((site / name).read_bytes(), sanitize_html=False, resolve_relative_uris=False)
         assert not parsed.bozo, (name, parsed.get("bozo_exception"))
         assert ("self", f"https://links.example.com/{name}") in {(link.rel, link.href) for link in parsed.feed.links}
-        assert [e.link for e in parsed.entries] == ["https://links.example.com/2025/02/", "https://links.example.com/2024/12/"]  # fmt: skip
+        assert [e.link for e in parsed.entries] == [f"https://links.example.com/{m}/" for m in ("2025/06", "2025/02", "2024/12", "2024/07")]  # fmt: skip
     rss = ElementTree.fromstring((site / "feed.xml").read_bytes())
-    assert [item.findtext("pubDate") for item in rss.iter("item")] == ["Fri, 28 Feb 2025 22:59:59 -0500", "Tue, 31 Dec 2024 00:00:00 -0500"]  # fmt: skip
+    assert [item.findtext("pubDate") for item in rss.iter("item")] == ["Tue, 10 Jun 2025 00:00:00 -0400", "Fri, 28 Feb 2025 22:59:59 -0500", "Tue, 31 Dec 2024 00:00:00 -0500", "Sun, 28 Jul 2024 00:00:00 -0400"]  # fmt: skip
     atom = (site / "atom.xml").read_text()
     assert "<published>2025-02-28T22:59:59-05:00</published>" in atom and "<updated>2025-02-28T22:59:59-05:00</updated>" in atom  # fmt: skip
     items = json.loads((site / "feed.json").read_text())["items"]
-    assert [datetime.fromisoformat(i["date_published"]).utcoffset().total_seconds() for i in items] == [-18000, -18000]
+    assert [datetime.fromisoformat(i["date_published"]).utcoffset().total_seconds() for i in items] == [-14400, -18000, -18000, -14400]  # fmt: skip
 
 
 def test_feed_content_has_no_mail_token_and_no_email_layout(shipped):
@@ -180,7 +185,7 @@ def test_feed_ids_and_bytes_are_identical_across_two_builds(shipped, cli, tmp_pa
     assert cli(other, "build").code == 0
     second = {name: (other / "output" / "site" / name).read_bytes() for name in FEEDS}
     ids = {name: [e.id for e in feedparser.parse(data).entries] for name, data in first.items() if name != "feed.json"}
-    assert ids["atom.xml"] == ["tag:links.example.com,2025-02-01:issue-2025-02", "tag:links.example.com,2024-12-01:issue-2024-12"]  # fmt: skip
+    assert ids["atom.xml"] == [f"tag:links.example.com,{m}-01:issue-{m}" for m in ("2025-06", "2025-02", "2024-12", "2024-07")]  # fmt: skip
     assert ids["feed.xml"] == ids["atom.xml"]
     assert [i["id"] for i in json.loads(first["feed.json"])["items"]] == ids["atom.xml"]
     assert second == first
@@ -198,7 +203,7 @@ def test_check_month_passes_on_the_shipped_content(shipped, cli):
 def test_the_archive_pages(shipped):
     site = shipped / "output" / "site"
     index = (site / "index.html").read_text()
-    assert index.index("February 2025") < index.index("December 2024")  # newest first
+    assert index.index("June 2025") < index.index("February 2025") < index.index("December 2024") < index.index("July 2024")  # fmt: skip
     assert 'href="https://links.example.com/feed.xml"' in index and 'href="https://links.example.com/atom.xml"' in index
     december = (site / "2024" / "12" / "index.html").read_text()
     assert december.count('<article class="entry">') == 76

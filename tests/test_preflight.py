@@ -17,6 +17,7 @@ from digest.delivery.dispatch import run_worker
 from digest.delivery.preflight import problems
 from digest.errors import SendRefused
 from digest.store import deliveries as ledger
+from digest.store import open_store
 from digest.store.runs import RunStatus
 
 DECEMBER = date(2024, 12, 1)
@@ -33,7 +34,7 @@ def december(make_project):
 
 
 def queued(root) -> dict[str, int]:
-    store = publish.open_store(load_config(root / "digest.toml"))
+    store = open_store(load_config(root / "digest.toml"))
     try:
         stored = ledger.get_issue(store, "2024-12")
         return ledger.counts(store, stored.id) if stored else {}
@@ -88,7 +89,7 @@ def test_the_monthly_job_fails_its_run_and_sends_nothing(december):
     from digest import jobs
 
     config = load_config(december / "digest.toml")
-    store = publish.open_store(config)
+    store = open_store(config)
     try:
         run = jobs.run_scheduled(store, config, DECEMBER)
         assert run.status == RunStatus.FAILED and "max_html_bytes" in run.detail
@@ -106,7 +107,7 @@ def test_a_worker_does_not_send_an_issue_that_fails_the_preflight(december, capl
     assert queued(december)["queued"] == 3
     link.write_text(link.read_text() + '\n[email]\noverflow = "refuse"\nmax_html_bytes = 20000\n')
     config = load_config(link)
-    store = publish.open_store(config)
+    store = open_store(config)
     try:
         stats = run_worker(config, store, stop=threading.Event(), once=True)
     finally:

@@ -27,9 +27,11 @@ from digest import tokens
 from digest.adding import add_entry
 from digest.collect import month_bounds, month_of
 from digest.config import Config
-from digest.content import Entry, commentary_html, parse_entry
+from digest.content import Entry, parse_entry
+from digest.editors_note import parse_note
 from digest.errors import DigestError, Problem
 from digest.importers import ImportError_, import_files, read_archive, write_entry
+from digest.render.markdown import commentary_html
 from digest.render.text import Footnotes, commentary_text
 
 SECTIONS = ("Articles and Blogs", "Substack", "News")
@@ -319,7 +321,9 @@ def test_every_file_an_import_writes_is_a_valid_entry(text):
             assert (entry.title, entry.url) == (" ".join(item.title.split()), item.url)
         again = import_files(cfg, [archive])
         assert again.written == () and again.unchanged == tuple(paths)  # a second import writes nothing new
-        assert sorted((root / "content").rglob("*.md")) == sorted(set(paths))
+        assert sorted((root / "content").rglob("[!_]*.md")) == sorted(set(paths))
+        for note in (root / "content").rglob("_issue.md"):  # the text around the links, when there is some
+            assert parse_note(note, note.read_bytes())[0] is not None, note.read_text()
 
 
 SEEDS = sorted(

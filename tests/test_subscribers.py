@@ -17,8 +17,7 @@ from delivery_support import digest, write_project
 from sqlalchemy import inspect
 
 from digest.config import load_config
-from digest.publish import open_store
-from digest.store import current_revision, head_revision
+from digest.store import current_revision, head_revision, open_store
 from digest.store import subscribers as subs
 
 

@@ -25,8 +25,7 @@ from starlette.testclient import TestClient
 
 from digest import tokens
 from digest.config import load_config
-from digest.publish import open_store
-from digest.store import SubscriberStatus
+from digest.store import SubscriberStatus, open_store
 from digest.store import runs as run_log
 from digest.store import subscribers as subs
 from digest.web import create_app
@@ -208,7 +207,7 @@ def test_an_issue_page(client, site):
     html = response.text
     assert "<h1>February 2025</h1>" in html
     assert f'<link rel="canonical" href="{BASE}/2025/02/">' in html
-    shipped = len(list((site / "content" / "2025" / "02").glob("*.md")))
+    shipped = len(list((site / "content" / "2025" / "02").glob("[!_]*.md")))  # not `_issue.md`
     assert html.count('<article class="entry">') == shipped == 8
     assert '<a href="https://jax-ml.github.io/scaling-book/">How to Scale Your Model</a>' in html
     assert f'<a rel="prev" href="{BASE}/2024/12/">← December 2024</a>' in html

@@ -18,8 +18,7 @@ from starlette.testclient import TestClient
 
 from digest import tokens
 from digest.config import load_config
-from digest.publish import open_store
-from digest.store import SubscriberStatus
+from digest.store import SubscriberStatus, open_store
 from digest.store import subscribers as subs
 from digest.web import create_app
 
@@ -122,9 +121,16 @@ def test_a_failed_welcome_never_undoes_the_confirmation(tmp_path, caplog):
     assert any("welcome to ada@example.com failed" in r.getMessage() for r in caplog.records)
 
 
-def test_a_missing_welcome_template_is_logged_and_the_reader_stays_subscribed(tmp_path, caplog):
+def test_a_broken_welcome_template_is_logged_and_the_reader_stays_subscribed(tmp_path, caplog):
     root = write_project(tmp_path / "p")
-    (root / "templates" / "welcome.mjml").unlink()
+    (root / "templates" / "welcome.mjml").write_text("<mjml>{% if %}</mjml>\n")  # the writer's override, broken
     assert confirm(root, pending(root, "ada@example.com")) == [200]
     assert status(root, "ada@example.com") == SubscriberStatus.ACTIVE
-    assert any("welcome.mjml: template not found" in r.getMessage() for r in caplog.records)
+    assert any("welcome.mjml:1: template syntax error" in r.getMessage() for r in caplog.records)
+
+
+def test_without_a_welcome_override_the_theme_welcomes(tmp_path):
+    root = write_project(tmp_path / "p")
+    (root / "templates" / "welcome.mjml").unlink()  # a site overrides only what it changes
+    assert confirm(root, pending(root, "ada@example.com")) == [200]
+    assert status(root, "ada@example.com") == SubscriberStatus.ACTIVE

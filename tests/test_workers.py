@@ -12,8 +12,7 @@ import pytest
 from delivery_support import add_subscribers, digest, issue_counts, wait_for, write_project
 
 from digest.config import load_config
-from digest.publish import open_store
-from digest.store import workers
+from digest.store import open_store, workers
 
 pytestmark = pytest.mark.slow
 

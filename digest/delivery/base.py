@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Self
@@ -62,6 +61,27 @@ class Rejected(Exception):
         self.bounce = bounce
 
 
+class CommitGate:
+    """The point of no return of one send, as dispatch sees it.
+
+    An adapter calls `commit()` right before a message becomes irrevocable (SMTP: before the
+    final '.' of DATA; an HTTP service: before the request). Dispatch's gate blocks there until
+    the connection's previous outcome is recorded and raises if the worker's lease is gone, so a
+    connection never has more than one unrecorded message. This base gate has nothing to wait
+    for: sends outside dispatch (test copies, notices) use it.
+    """
+
+    def ready(self) -> bool:
+        """Whether `commit()` would return at once: SMTP then sends the body and the '.' in one write."""
+        return True
+
+    def commit(self) -> None:
+        """Wait until the message may be completed; raise (anything) if it must not be."""
+
+
+NO_WAIT = CommitGate()  # the gate for a send with nothing recorded before it
+
+
 class MailAdapter(ABC):
     """Connects, sends one message at a time, reports each outcome, closes.
 
@@ -79,27 +99,25 @@ class MailAdapter(ABC):
     def close(self) -> None:  # noqa: B027
         """Release the transport; safe to call twice."""
 
-    def send(self, message: OutgoingMessage, commit: Callable[[], None] = lambda: None) -> SendResult:
-        """Send one message. `commit` runs just before the point of no return (SMTP: the final
-        '.' of DATA), so dispatch can finish recording the previous message while this one is
-        transferred, and still never have more than one unrecorded message per connection.
-        `commit.ready()`, when present, says whether calling it would return at once."""
+    def send(self, message: OutgoingMessage, gate: CommitGate = NO_WAIT) -> SendResult:
+        """Send one message, passing `gate` just before the point of no return, so dispatch can finish
+        recording the previous message while this one is transferred."""
         try:
-            self._transmit(message, commit)
+            self._transmit(message, gate)
         except Deferred as exc:
             return SendResult(message.message_id, SendStatus.DEFERRED, str(exc), retry_after=exc.retry_after)
         except Rejected as exc:
             return SendResult(message.message_id, SendStatus.REJECTED, str(exc), exc.bounce)
         return SendResult(message.message_id, SendStatus.SENT)
 
-    def send_batch(self, messages: list[OutgoingMessage], commit: Callable[[], None]) -> list[SendResult]:
-        """Hand over several messages in one call (batch_limit > 1), one result each, in order. `commit`
-        runs once, right before the call: dispatch has recorded the previous batch and holds its lease."""
+    def send_batch(self, messages: list[OutgoingMessage], gate: CommitGate) -> list[SendResult]:
+        """Hand over several messages in one call (batch_limit > 1), one result each, in order. The gate is
+        passed once, right before the call: dispatch has recorded the previous batch and holds its lease."""
         raise NotImplementedError(f"the {self.name} adapter sends one message at a time")
 
     @abstractmethod
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
-        """Hand the message over; call `commit()` right before it becomes irrevocable."""
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
+        """Hand the message over; call `gate.commit()` right before it becomes irrevocable."""
 
     def __enter__(self) -> Self:
         self.open()
@@ -110,6 +128,8 @@ class MailAdapter(ABC):
 
 
 __all__ = [
+    "CommitGate",
+    "NO_WAIT",
     "DeliveryError",
     "NotSent",
     "MailAdapter",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from digest.config import Config
-from digest.delivery.base import MailAdapter, OutgoingMessage
+from digest.delivery.base import CommitGate, MailAdapter, OutgoingMessage
 
 
 class ConsoleAdapter(MailAdapter):
@@ -16,8 +15,8 @@ class ConsoleAdapter(MailAdapter):
     def __init__(self, config: Config, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
 
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
-        commit()
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
+        gate.commit()
         rule = "-" * 72
         self.stream.write(f"{rule}\nTo: {message.recipient} ({len(message.raw):,} bytes)\n{rule}\n")
         self.stream.write(message.raw.decode("utf-8", "replace").replace("\r\n", "\n"))

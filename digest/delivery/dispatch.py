@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
-from digest import tokens
 from digest.config import Config
 from digest.delivery import make_adapter
-from digest.delivery.base import NotSent, OutgoingMessage, SendResult, SendStatus
-from digest.delivery.message import Composer, Recipient
+from digest.delivery.base import CommitGate, MailAdapter, NotSent, OutgoingMessage, SendResult, SendStatus
+from digest.delivery.message import Composer, Recipient, Recipients
 from digest.errors import DigestError, LeaseLost
 from digest.render.email import RenderedEmail
-from digest.store import Store, workers
-from digest.store import deliveries as ledger
+from digest.store import DeliveryStatus, Store, deliveries, workers
+from digest.store.deliveries import Claim, Outcome
 
 log = logging.getLogger(__name__)
 # A sender's lease lasts [delivery] lease_seconds (30 by default); it is renewed every sixth of
@@ -43,19 +43,46 @@ class RunStats:
     resent_unknown: int = 0  # outcome unknown after a crash: resent with the same Message-ID
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count(self, result: SendResult, final: bool, unknown: bool) -> None:
+    def count(self, outcome: Outcome) -> None:
         with self.lock:
-            if result.status == SendStatus.SENT:
+            if outcome.status == DeliveryStatus.SENT:
                 self.sent += 1
-            elif final:
+            elif outcome.status == DeliveryStatus.FAILED:
                 self.failed += 1
             else:
                 self.retried += 1
-            self.resent_unknown += unknown
+            self.resent_unknown += outcome.claim.unknown_outcome
 
     def snapshot(self) -> RunStats:
         with self.lock:
             return replace(self, lock=threading.Lock())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The one place that decides what a send's result means for its delivery: sent, tried again
+    later (with exponential backoff and jitter, never sooner than the service's Retry-After), or
+    failed for good (rejected, or deferred `max_attempts` times)."""
+
+    max_attempts: int
+    backoff: float  # seconds before the 2nd attempt; doubles each time
+
+    @classmethod
+    def from_config(cls, config: Config) -> RetryPolicy:
+        return cls(config.delivery.max_attempts, config.delivery.retry_backoff)
+
+    def outcome(self, claim: Claim, result: SendResult) -> Outcome:
+        """What to record for `claim` after this attempt's `result`."""
+        attempts, message_id = claim.attempts + 1, result.message_id
+        if result.status == SendStatus.SENT:
+            return Outcome(claim, DeliveryStatus.SENT, message_id)
+        if result.status == SendStatus.REJECTED:
+            return Outcome(claim, DeliveryStatus.FAILED, message_id, result.detail, bounce=result.bounce)
+        if attempts >= self.max_attempts:
+            detail = f"gave up after {attempts} attempts: {result.detail}"
+            return Outcome(claim, DeliveryStatus.FAILED, message_id, detail)
+        delay = max(self.backoff * (2 ** (attempts - 1)) * random.uniform(0.8, 1.2), result.retry_after or 0.0)
+        return Outcome(claim, DeliveryStatus.QUEUED, message_id, result.detail, retry_in=delay)
 
 
 class Pacer:
@@ -96,12 +123,9 @@ class Sender:
         self.connections = connections or (config.smtp.connections if self.adapter == "smtp" else 1)
         self.stop = stop or threading.Event()
         self.on_progress = on_progress or (lambda stats: None)
-        self.policy = ledger.RetryPolicy(
-            config.delivery.max_attempts, config.delivery.retry_backoff, config.delivery.bounce_after
-        )
+        self.policy = RetryPolicy.from_config(config)
         self.pacer = Pacer(config.smtp.rate if self.adapter == "smtp" else 0.0)
-        self.secret = tokens.secret_key(config)
-        self.domain = tokens.sender_domain(config)
+        self.recipients = Recipients(config)
         self.batches = itertools.count(1)
         self.stats = RunStats()
         self.lease = config.delivery.lease_seconds
@@ -117,7 +141,8 @@ class Sender:
         asked = time.monotonic()
         self.worker_id = workers.register(self.store, self.lease)
         self._lease_until = asked + self.lease * 0.9
-        self.ledger = _GroupCommit(self.store, self.policy, self.connections, self.worker_id)
+        bounce_after = self.config.delivery.bounce_after
+        self.group_commit = _GroupCommit(self.store, self.connections, self.worker_id, bounce_after)
         self._beat = threading.Thread(target=self._heartbeat, name="digest-heartbeat", daemon=True)
         self._beat.start()
         return self
@@ -125,7 +150,7 @@ class Sender:
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
         self._beat.join()
-        self.ledger.close()
+        self.group_commit.close()
         workers.stop(self.store, self.worker_id, self.stats.sent, self.stats.failed)
 
     def _heartbeat(self) -> None:
@@ -187,46 +212,35 @@ class Sender:
 
     def _connection(self, issue_id: int, issue_key: str, composer: Composer) -> None:
         """One connection: claim a batch, send it in id order, each outcome recorded before the next commits."""
-        pending: list[Future] = []
-
-        def settle() -> None:  # the previous outcome is durable before this message commits
-            while pending:
-                self.ledger.wait(pending.pop())
-
-        def gate() -> None:  # right before the final '.': the previous outcome recorded, the lease still ours
-            settle()
-            self.check_lease()
-
-        gate.ready = lambda: all(f.done() for f in pending)  # type: ignore[attr-defined]  # lets SMTP send body and '.' at once
-
+        gate = _ConnectionGate(self)
         with make_adapter(self.config, self.adapter) as transport:
             if transport.batch_limit > 1:
-                self._batches(transport, issue_id, issue_key, composer, gate, settle, pending)
+                self._batches(transport, issue_id, issue_key, composer, gate)
                 return
             try:
                 deferrals = 0
                 while not self._halt.is_set():
-                    settle()  # a new batch starts only when the last is fully recorded
+                    gate.settle()  # a new batch starts only when the last is fully recorded
                     batch = self._claim(issue_id, next(self.batches), self.config.delivery.batch_size)
                     if batch is None:
                         return
                     for index, claim in enumerate(batch):
                         if self._halt.is_set():
-                            settle()
-                            ledger.release(self.store, self.worker_id, [c.id for c in batch[index:]])
+                            gate.settle()
+                            deliveries.release(self.store, self.worker_id, [c.id for c in batch[index:]])
                             return
                         result, outcome = self._send_one(transport, composer, issue_key, claim, gate)
-                        settle()
-                        pending.append(self.ledger.submit(outcome))
+                        gate.settle()
+                        gate.expect(self.group_commit.submit(outcome))
                         deferrals = deferrals + 1 if result.status == SendStatus.DEFERRED else 0
-                        if (
-                            deferrals >= PAUSE_AFTER_DEFERRALS
-                        ):  # the server is struggling: slow down, don't burn attempts
+                        if deferrals >= PAUSE_AFTER_DEFERRALS:  # the server struggles: slow down, keep attempts
                             self._halt.wait(min(30.0, 0.2 * deferrals))
             finally:
-                settle()
+                gate.settle()
 
-    def _batches(self, transport, issue_id: int, issue_key: str, composer: Composer, gate, settle, pending) -> None:
+    def _batches(
+        self, transport: MailAdapter, issue_id: int, issue_key: str, composer: Composer, gate: _ConnectionGate
+    ) -> None:
         """For a service that takes many messages per call (Postmark's batch endpoint): claim one call's
         worth, hand it over whole once the previous call's outcomes are recorded, record these. A claim
         batch numbered below zero tells `workers.reap` that all of it may have been sent: after a crash
@@ -234,7 +248,7 @@ class Sender:
         limit = min(self.config.delivery.batch_size, transport.batch_limit)
         try:
             while not self._halt.is_set():
-                settle()
+                gate.settle()
                 batch = self._claim(issue_id, -next(self.batches), limit)
                 if batch is None:
                     return
@@ -243,17 +257,20 @@ class Sender:
                 try:
                     results = self._send_batch(transport, composer, issue_key, batch, gate)
                 except NotSent:  # refused whole (a wrong key): these were never handed over, nor resent as such
-                    ledger.release(self.store, self.worker_id, [c.id for c in batch])
+                    deliveries.release(self.store, self.worker_id, [c.id for c in batch])
                     raise
-                settle()
-                for claim, message_id, result in results:
-                    pending.append(self.ledger.submit(self._outcome(claim, message_id, result)))
+                gate.settle()
+                for claim, result in results:
+                    gate.expect(self.group_commit.submit(self._outcome(claim, result)))
                 self.on_progress(self.stats)
         finally:
-            settle()
+            gate.settle()
 
-    def _send_batch(self, transport, composer: Composer, issue_key: str, batch, gate) -> list:
-        composed, results = [], {}
+    def _send_batch(
+        self, transport: MailAdapter, composer: Composer, issue_key: str, batch: Sequence[Claim], gate: CommitGate
+    ) -> list[tuple[Claim, SendResult]]:
+        composed: list[tuple[Claim, OutgoingMessage]] = []
+        results: dict[int, SendResult] = {}
         for claim in batch:
             recipient = self._recipient(claim, issue_key)
             try:
@@ -264,58 +281,72 @@ class Sender:
         if composed:
             for (claim, _), result in zip(composed, transport.send_batch([m for _, m in composed], gate), strict=True):
                 results[claim.id] = result
-        return [(claim, results[claim.id].message_id, results[claim.id]) for claim in batch]
+        return [(claim, results[claim.id]) for claim in batch]
 
-    def _recipient(self, claim: ledger.Claim, issue_key: str) -> Recipient:
-        return Recipient(
-            address=claim.email,
-            name=claim.name,
-            message_id=tokens.message_id(self.secret, issue_key, claim.email, self.domain),
-            unsubscribe_url=tokens.unsubscribe_url(
-                self.config, self.secret, tokens.TokenSubject(claim.email, claim.subscriber_id)
-            ),
-            return_path=self._return_path(claim.id),
+    def _recipient(self, claim: Claim, issue_key: str) -> Recipient:
+        return self.recipients.make(
+            issue_key, claim.email, name=claim.name, subscriber_id=claim.subscriber_id, delivery_id=claim.id
         )
 
-    def _return_path(self, delivery_id: int) -> str | None:
-        domain = self.config.delivery.return_path_domain
-        return tokens.return_path(self.secret, delivery_id, domain) if domain else None
-
     def _send_one(
-        self, transport, composer: Composer, issue_key: str, claim: ledger.Claim, commit
-    ) -> tuple[SendResult, ledger.Outcome]:
+        self, transport: MailAdapter, composer: Composer, issue_key: str, claim: Claim, gate: CommitGate
+    ) -> tuple[SendResult, Outcome]:
         recipient = self._recipient(claim, issue_key)
         try:
             message = composer.compose(recipient)
         except (ValueError, UnicodeError) as exc:  # (the preflight makes this unreachable for config and content)
-            message = OutgoingMessage(claim.email, composer.envelope_sender, recipient.message_id, b"")
-            result = SendResult(message.message_id, SendStatus.REJECTED, f"the message can't be composed: {exc}")
+            result = SendResult(recipient.message_id, SendStatus.REJECTED, f"the message can't be composed: {exc}")
         else:
             self.pacer.wait(self._halt)
-            result = transport.send(message, commit)
-        outcome = self._outcome(claim, message.message_id, result)
+            result = transport.send(message, gate)
+        outcome = self._outcome(claim, result)
         self.on_progress(self.stats)
         return result, outcome
 
-    def _claim(self, issue_id: int, number: int, limit: int) -> list[ledger.Claim] | None:
+    def _claim(self, issue_id: int, number: int, limit: int) -> list[Claim] | None:
         """The next batch of ready deliveries; [] after waiting for a retry to come due; None when
         nothing of the issue is left to send."""
-        batch = ledger.claim(self.store, issue_id, self.worker_id, number, limit)
+        batch = deliveries.claim(self.store, issue_id, self.worker_id, number, limit)
         if batch:
             return batch
-        due = ledger.next_due(self.store, issue_id)
+        due = deliveries.next_due(self.store, issue_id)
         if due is None:
             return None
         self._halt.wait(min(max(due, 0.05), 1.0))
         return []
 
-    def _outcome(self, claim: ledger.Claim, message_id: str, result: SendResult) -> ledger.Outcome:
-        """Count one result and turn it into the outcome to record."""
-        final = result.status == SendStatus.REJECTED or claim.attempts + 1 >= self.policy.max_attempts
-        self.stats.count(result, final, claim.unknown_outcome)
+    def _outcome(self, claim: Claim, result: SendResult) -> Outcome:
+        """Turn one result into the outcome to record, and count it."""
+        outcome = self.policy.outcome(claim, result)
+        self.stats.count(outcome)
         if result.status != SendStatus.SENT:
             log.info("%s %s: %s", result.status, claim.email, result.detail)
-        return ledger.Outcome(claim, str(result.status), message_id, result.detail, result.bounce, result.retry_after)
+        return outcome
+
+
+class _ConnectionGate(CommitGate):
+    """One connection's commit gate: a message completes only once the connection's previous outcome is
+    recorded (`settle`) and the worker still holds its lease (`Sender.check_lease`)."""
+
+    def __init__(self, sender: Sender):
+        self.sender = sender
+        self.pending: list[Future[None]] = []  # this connection's outcomes not yet known to be recorded
+
+    def expect(self, recorded: Future[None]) -> None:
+        """An outcome handed to the group commit: the next message waits for it."""
+        self.pending.append(recorded)
+
+    def settle(self) -> None:
+        """Block until every outcome of this connection is recorded (raising what recording raised)."""
+        while self.pending:
+            self.sender.group_commit.wait(self.pending.pop())
+
+    def ready(self) -> bool:
+        return all(f.done() for f in self.pending)
+
+    def commit(self) -> None:
+        self.settle()
+        self.sender.check_lease()
 
 
 class _GroupCommit:
@@ -327,24 +358,25 @@ class _GroupCommit:
     database round trip carries several messages' outcomes.
     """
 
-    def __init__(self, store: Store, policy: ledger.RetryPolicy, width: int, owner: int):
-        self.recorder = ledger.Recorder(store, policy, owner)
+    def __init__(self, store: Store, width: int, owner: int, bounce_after: int):
+        self.recorder = deliveries.Recorder(store, owner, bounce_after)
         self.width = width
-        self.pending: list[tuple[ledger.Outcome, Future]] = []
+        self.pending: list[tuple[Outcome, Future[None]]] = []
         self.demand = 0
         self.closing = False
         self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._run, name="digest-ledger", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="digest-recorder", daemon=True)
         self.thread.start()
 
-    def submit(self, outcome: ledger.Outcome) -> Future:
-        future: Future = Future()
+    def submit(self, outcome: Outcome) -> Future[None]:
+        """Queue an outcome for the next flush; the future is done once it is recorded."""
+        future: Future[None] = Future()
         with self.cond:
             self.pending.append((outcome, future))
             self.cond.notify()
         return future
 
-    def wait(self, future: Future) -> None:
+    def wait(self, future: Future[None]) -> None:
         """Block until `future`'s outcome is recorded (raising what recording raised)."""
         if not future.done():
             with self.cond:
@@ -391,7 +423,7 @@ def run_worker(
     stop: threading.Event,
     once: bool = False,
     poll: float = 2.0,
-    on_progress=None,
+    on_progress: Callable[[RunStats], None] | None = None,
 ) -> RunStats:
     """`digest worker`: send whatever any issue has queued, until stopped (or, with `once`, until idle)."""
     from digest.delivery import preflight
@@ -400,9 +432,11 @@ def run_worker(
     refused: dict[int, list[str]] = {}  # issue id -> what its preflight found (checked once per issue)
     with Sender(config, store, adapter=adapter, stop=stop, on_progress=on_progress) as sender:
         while not stop.is_set():
-            work = ledger.issues_with_work(store)
+            work = deliveries.issues_with_work(store)
             for issue_id in work:
-                stored = ledger.get_issue(store, issue_id=issue_id)
+                stored = deliveries.get_issue(store, issue_id=issue_id)
+                if stored is None:  # (deliveries reference their issue: it can't be gone)
+                    continue
                 email = RenderedEmail.from_stored(stored.key, stored.subject, stored.html, stored.text)
                 problems = refused.get(issue_id)
                 if problems is None:
@@ -422,7 +456,7 @@ def run_worker(
                     workers.requeue_own(store, sender.worker_id)
                     stop.wait(poll * 15)
                     break
-                ledger.finish_if_done(store, issue_id)
+                deliveries.finish_if_done(store, issue_id)
             if all(refused.get(issue_id) for issue_id in work):  # nothing queued that may be sent
                 if once:
                     break

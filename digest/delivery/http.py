@@ -4,12 +4,17 @@ Retry-After read, and a message's parts for services that take fields rather tha
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 
 from digest.delivery.base import Deferred, DeliveryError, MailAdapter, NotSent, OutgoingMessage
+
+if TYPE_CHECKING:
+    import httpx  # loaded only when an HTTP adapter opens
 
 PASSED_HEADERS = ("Message-ID", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
 
@@ -26,7 +31,7 @@ class HttpAdapter(MailAdapter):
 
     key_env: str  # the environment variable holding the service's key
     timeout: float = 30.0
-    client: object = None
+    client: httpx.Client | None = None
 
     def open(self) -> None:
         self.key = secret(self.key_env, self.name)
@@ -35,16 +40,16 @@ class HttpAdapter(MailAdapter):
     def close(self) -> None:
         used, self.client = self.client, None
         if used is not None:
-            used.close()  # type: ignore[attr-defined]
+            used.close()
 
 
-def client(timeout: float):
+def client(timeout: float) -> httpx.Client:
     import httpx
 
     return httpx.Client(timeout=timeout, follow_redirects=False)
 
 
-def retry_after(headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date); None if absent or unreadable."""
     value = (headers.get("retry-after") or "").strip()
     if not value:
@@ -57,7 +62,7 @@ def retry_after(headers) -> float | None:
         return None
 
 
-def check_status(service: str, response) -> None:
+def check_status(service: str, response: httpx.Response) -> None:
     """Whole-call failures: 401/403 stop the send (a wrong key); 429 and 5xx are retried later."""
     code = response.status_code
     if code in (401, 403):
@@ -66,10 +71,12 @@ def check_status(service: str, response) -> None:
         raise Deferred(f"{service}: HTTP {code} {_text(response)}", retry_after(response.headers))
 
 
-def post(service: str, http, url: str, **kwargs):
+def post(service: str, http: httpx.Client | None, url: str, **kwargs: Any) -> httpx.Response:
     """POST, with a dropped connection or a timeout as a temporary failure."""
     import httpx
 
+    if http is None:
+        raise DeliveryError(f"the {service} adapter is used before it was opened")
     try:
         return http.post(url, **kwargs)
     except httpx.TimeoutException as exc:
@@ -78,7 +85,7 @@ def post(service: str, http, url: str, **kwargs):
         raise Deferred(f"{service}: connection failed: {exc}") from None
 
 
-def _text(response) -> str:
+def _text(response: httpx.Response) -> str:
     return " ".join(response.text.split())[:300]
 
 

@@ -7,11 +7,9 @@ and DKIM signature travel inside it) and the recipient as `to`. 200 is sent; 429
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from digest.config import Config
 from digest.delivery import http
-from digest.delivery.base import DeliveryError, OutgoingMessage, Rejected
+from digest.delivery.base import CommitGate, DeliveryError, OutgoingMessage, Rejected
 
 KEY_ENV = "DIGEST_MAILGUN_API_KEY"
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
@@ -28,13 +26,13 @@ class MailgunAdapter(http.HttpAdapter):
         self.base = (self.settings.base_url or REGIONS[self.settings.region]).rstrip("/")
         self.timeout = self.settings.timeout
 
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
         url = f"{self.base}/v3/{self.settings.domain}/messages.mime"
         form = {"to": message.recipient}
         if message.sender.startswith("bounces+"):  # the VERP token: Mailgun's webhooks hand user variables back
             form["v:digest-return"] = message.sender
         files = {"message": ("message.eml", message.raw, "application/octet-stream")}
-        commit()
+        gate.commit()
         response = http.post("mailgun", self.client, url, data=form, files=files, auth=("api", self.key))
         http.check_status("mailgun", response)
         if response.status_code == 200:

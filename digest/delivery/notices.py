@@ -48,15 +48,9 @@ def confirmation(config: Config, address: str, confirm_url: str) -> OutgoingMess
 
 def welcome(config: Config, secret: str, subscriber_id: int, address: str, name: str | None, latest_key: str | None):
     """The welcome for one confirmed reader: the latest issue's link and their own unsubscribe link."""
-    from digest import tokens
-    from digest.delivery.message import Composer, Recipient
+    from digest.delivery.message import Composer, Recipients
     from digest.render.welcome import LatestIssue, render_welcome
 
     latest = LatestIssue.from_key(latest_key, config) if latest_key else None
-    recipient = Recipient(
-        address=address,
-        name=name,
-        message_id=tokens.message_id(secret, "welcome", address, tokens.sender_domain(config)),
-        unsubscribe_url=tokens.unsubscribe_url(config, secret, tokens.TokenSubject(address, subscriber_id)),
-    )
+    recipient = Recipients(config, secret).make("welcome", address, name=name, subscriber_id=subscriber_id)
     return Composer(render_welcome(config, latest), config).compose(recipient)

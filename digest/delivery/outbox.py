@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from digest.config import Config
-from digest.delivery.base import Deferred, DeliveryError, MailAdapter, OutgoingMessage
+from digest.delivery.base import CommitGate, Deferred, DeliveryError, MailAdapter, OutgoingMessage
 from digest.files import write_atomic
 
 
@@ -33,8 +32,8 @@ class OutboxAdapter(MailAdapter):
         issue = stem.split(".", 1)[0]
         return self.folder / issue / f"{stem}.eml"
 
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
-        commit()
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
+        gate.commit()
         try:
             write_atomic(self.path_for(message), message.raw)
         except OSError as exc:

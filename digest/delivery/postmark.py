@@ -7,11 +7,10 @@ of the message. A 429 or 5xx for the whole call defers every message in it, with
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from digest.config import Config
 from digest.delivery import http
 from digest.delivery.base import (
+    CommitGate,
     Deferred,
     DeliveryError,
     OutgoingMessage,
@@ -34,16 +33,16 @@ class PostmarkAdapter(http.HttpAdapter):
         self.settings = config.postmark
         self.timeout = self.settings.timeout
 
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
-        [result] = self.send_batch([message], commit)
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
+        [result] = self.send_batch([message], gate)
         if result.status == SendStatus.DEFERRED:
             raise Deferred(result.detail, result.retry_after)
         if result.status == SendStatus.REJECTED:
             raise Rejected(result.detail, result.bounce)
 
-    def send_batch(self, messages: list[OutgoingMessage], commit: Callable[[], None]) -> list[SendResult]:
+    def send_batch(self, messages: list[OutgoingMessage], gate: CommitGate) -> list[SendResult]:
         body = [self._fields(m) for m in messages]
-        commit()
+        gate.commit()
         try:
             response = http.post(
                 "postmark",

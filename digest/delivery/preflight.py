@@ -16,7 +16,7 @@ from email.headerregistry import Address
 from digest.config import Config
 from digest.delivery import headers
 from digest.delivery.message import Composer, Recipient, list_id_header
-from digest.errors import DeliveryError, Problem, SendRefused
+from digest.errors import DeliveryError, Label, Problem, SendRefused
 from digest.render.email import RenderedEmail, final_html_bytes
 
 __all__ = ["SendRefused", "problems", "sample_recipient", "wire_problems"]
@@ -38,7 +38,7 @@ def sample_recipient(config: Config, key: str) -> Recipient:
 
 def problems(rendered: RenderedEmail, config: Config, recipient: Recipient | None = None) -> list[Problem]:
     """What would be wrong with the message `send` composes for `recipient` (a sample reader by default)."""
-    where = f"{rendered.key} email"
+    where = Label(f"{rendered.key} email")
     found = []
     if config.email.overflow == "refuse":
         size = final_html_bytes(rendered.html, rendered.slot, config)

@@ -9,11 +9,11 @@ or suspended account, or bad credentials stop the send.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from digest.config import Config
 from digest.delivery import http
-from digest.delivery.base import Deferred, DeliveryError, MailAdapter, OutgoingMessage, Rejected
+from digest.delivery.base import CommitGate, Deferred, DeliveryError, MailAdapter, OutgoingMessage, Rejected
 
 STOPPERS = {  # the account or identity can't send at all: no point going on with the next message
     "AccountSuspendedException",
@@ -33,7 +33,7 @@ class SesAdapter(MailAdapter):
 
     def __init__(self, config: Config):
         self.settings = config.ses
-        self.client = None
+        self.client: Any = None  # boto3's sesv2 client once open (boto3 is untyped)
 
     def open(self) -> None:
         try:
@@ -55,7 +55,7 @@ class SesAdapter(MailAdapter):
     def close(self) -> None:
         self.client = None
 
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         request = {
@@ -65,7 +65,7 @@ class SesAdapter(MailAdapter):
         }
         if self.settings.configuration_set:
             request["ConfigurationSetName"] = self.settings.configuration_set
-        commit()
+        gate.commit()
         try:
             self.client.send_email(**request)
         except NoCredentialsError:

@@ -7,10 +7,9 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
 
 from digest.config import Config
-from digest.delivery.base import Deferred, DeliveryError, MailAdapter, OutgoingMessage, Rejected
+from digest.delivery.base import CommitGate, Deferred, DeliveryError, MailAdapter, OutgoingMessage, Rejected
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
 
@@ -43,7 +42,8 @@ class SmtpAdapter(MailAdapter):
             else:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             # the final '.' is a small write after the body: without NODELAY, Nagle and delayed ACKs cost 40 ms
-            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if client.sock is not None:  # (always, once connected)
+                client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.ehlo()
             if s.security == "starttls":
                 client.starttls(context=self.tls_context)
@@ -84,15 +84,15 @@ class SmtpAdapter(MailAdapter):
         if client is not None:
             client.close()
 
-    def _transmit(self, message: OutgoingMessage, commit: Callable[[], None]) -> None:
+    def _transmit(self, message: OutgoingMessage, gate: CommitGate) -> None:
         if self.client is None:
             self._connect()
         assert self.client is not None
         try:
-            _sendmail(self.client, message, commit)
+            _sendmail(self.client, message, gate)
         except _Uncommitted as exc:
             self._drop()  # closing before the final '.' makes the server discard the message
-            raise exc.__cause__ from None
+            raise exc.reason from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             self._outcome(code, text, bounce=True)
@@ -127,11 +127,15 @@ class SmtpAdapter(MailAdapter):
 
 
 class _Uncommitted(Exception):
-    """`commit()` failed: the message must not be completed."""
+    """`gate.commit()` failed: the message must not be completed. `reason` is what it raised."""
+
+    def __init__(self, reason: BaseException):
+        super().__init__(str(reason))
+        self.reason = reason
 
 
-def _sendmail(client: smtplib.SMTP, message: OutgoingMessage, commit: Callable[[], None]) -> None:
-    """smtplib's sendmail for one recipient, with `commit()` called before the final '.'.
+def _sendmail(client: smtplib.SMTP, message: OutgoingMessage, gate: CommitGate) -> None:
+    """smtplib's sendmail for one recipient, with `gate.commit()` called before the final '.'.
 
     With PIPELINING (RFC 2920) MAIL, RCPT and DATA go out in one write: one round trip
     instead of three. Addresses were validated when stored, so smtplib's slow quoting is skipped.
@@ -158,24 +162,23 @@ def _sendmail(client: smtplib.SMTP, message: OutgoingMessage, commit: Callable[[
                 break
     _check_envelope(client, message, replies)
     body = _dot_stuff(message.raw)
-    ready = getattr(commit, "ready", None)
-    if ready is not None and ready():  # the previous outcome is recorded already: one write
-        _commit(commit)
+    if gate.ready():  # the previous outcome is recorded already: one write
+        _commit(gate)
         client.send(body + b".\r\n")
     else:  # transfer the body while the previous outcome is recorded, then complete
         client.send(body)
-        _commit(commit)
+        _commit(gate)
         client.send(b".\r\n")
     code, reply = client.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, reply)
 
 
-def _commit(commit: Callable[[], None]) -> None:
+def _commit(gate: CommitGate) -> None:
     try:
-        commit()
+        gate.commit()
     except BaseException as exc:
-        raise _Uncommitted(str(exc)) from exc
+        raise _Uncommitted(exc) from exc
 
 
 def _check_envelope(client: smtplib.SMTP, message: OutgoingMessage, replies: list[tuple[int, bytes]]) -> None:

@@ -86,4 +86,12 @@ def render_template(templates: Path, name: str, **context: object) -> str:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}") from None
     except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{templates / name}: {exc.message}") from None
+        raise TemplateError(f"{_shown_file(templates, name)}: {exc.message}") from None
+
+
+def _shown_file(templates: Path, name: str) -> Path:
+    """The file a template came from: the site's override, or the built-in theme's."""
+    try:
+        return template_file(templates, name)
+    except TemplateError:
+        return templates / name

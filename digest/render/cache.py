@@ -1,6 +1,6 @@
 """The render cache in var/cache/render/: each month's article and email, keyed by a hash of their inputs
-(the month's entry files, the templates, the configuration, the code), and the manifest of the issue pages
-already in the output, so an incremental build renders only what changed.
+(the month's entry files, editor's note and quote of the month, the templates, the configuration, the code),
+and the manifest of the issue pages already in the output, so an incremental build renders only what changed.
 
 Every file is written atomically and starts with a version, its key and a checksum of the rest: a file from
 another version, for other inputs, or damaged in any way is a miss, never trusted.
@@ -92,7 +92,8 @@ class RenderCache:
         return inputs_key(self.config)
 
     def month_key(self, month: date) -> str:
-        """Everything a month's issue, article and email are made from."""
+        """Everything a month's issue, article and email are made from: `month_digest` covers its entry
+        files, its editor's note (`_issue.md`) and the pool quote it shows."""
         if month not in self._month_keys:
             self._month_keys[month] = _key(self.inputs, f"{month:%Y-%m}", self.archive.month_digest(month))
         return self._month_keys[month]
@@ -153,7 +154,8 @@ class RenderCache:
         build that renders nothing new."""
         payload = None if self.full else self._read(self._path(month, "links"), self.month_key(month))
         try:
-            return [Problem(*fields) for fields in json.loads(payload)] if payload is not None else self._links(month)
+            rows = json.loads(payload) if payload is not None else None
+            return [Problem(Path(path), *rest) for path, *rest in rows] if rows is not None else self._links(month)
         except (ValueError, TypeError):
             return self._links(month)
 

@@ -145,23 +145,38 @@ def _render(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: b
     html_sections = [
         (name, [(e, Markup(e.quote_html), Markup(e.body_html)) for e in chosen]) for name, chosen in sections
     ]
+    note = issue.note
+    html_context = {
+        **context,
+        "intro": Markup(note.intro_html if note else ""),
+        "outro": Markup(note.outro_html if note else ""),
+        "quotes": [(q, Markup(q.html)) for q in issue.quotes],
+    }
     html = inline_css(
-        mjml_to_html(render_template(config.paths.templates, "email.mjml", sections=html_sections, **context))
+        mjml_to_html(render_template(config.paths.templates, "email.mjml", sections=html_sections, **html_context))
     )
-    return html, _render_text(config, context, sections)
+    return html, _render_text(issue, config, context, sections)
 
 
-def _render_text(config: Config, context: dict, sections: list) -> str:
+def _render_text(issue: Issue, config: Config, context: dict, sections: list) -> str:
+    """The text part; its links are numbered in reading order: the introduction, the quotes, the
+    entries, the outro."""
     notes = Footnotes()
+    intro = commentary_text(issue.note.intro, notes) if issue.note else ""
+    quotes = [(q, quote_text(q.text, notes)) for q in issue.quotes]
     text_sections = [
         (name, [(e, quote_text(e.quote, notes), commentary_text(e.body, notes, "  ")) for e in chosen])
         for name, chosen in sections
     ]
+    outro = commentary_text(issue.note.outro, notes) if issue.note else ""
     text = render_template(
         config.paths.templates,
         "email.txt",
         **{**context, "unsubscribe_url": str(context["unsubscribe_url"])},
         sections=text_sections,
+        intro=intro,
+        outro=outro,
+        quotes=quotes,
         footnotes=footnote_list(notes),
         wrap=wrap,
         url_line=url_line,

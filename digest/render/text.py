@@ -6,7 +6,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from digest.content import commentary_tree, flat_paragraphs, link_allowed, shown_flat, with_line_breaks
+from digest.render.markdown import commentary_tree, flat_paragraphs, link_allowed, shown_flat, with_line_breaks
 
 WIDTH = 72  # commentary, before its two-space indent
 LINE = 76  # no line of the text part is longer, but for a URL that is alone on its line
@@ -22,10 +22,6 @@ class Footnotes:
 
     def number(self, url: str) -> int:
         return self.numbers.setdefault(url, len(self.numbers) + 1)
-
-    @property
-    def urls(self) -> list[str]:
-        return list(self.numbers)
 
 
 def footnote_list(notes: Footnotes) -> str:

@@ -10,33 +10,21 @@ import contextlib
 import fcntl
 import logging
 from collections.abc import Iterator
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from digest.errors import StoreError
+from digest.store.statuses import DeliveryStatus, SubscriberStatus
+
+if TYPE_CHECKING:
+    from digest.config import Config
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000  # how long a SQLite writer waits for another's lock before "database is locked"
-
-
-class SubscriberStatus(StrEnum):
-    PENDING = "pending"  # signed up, not yet confirmed
-    ACTIVE = "active"  # receives each issue
-    UNSUBSCRIBED = "unsubscribed"  # kept, so no import brings them back
-    BOUNCED = "bounced"  # too many hard bounces
-
-
-class DeliveryStatus(StrEnum):
-    QUEUED = "queued"  # waiting (perhaps for its next attempt time)
-    SENDING = "sending"  # claimed by a worker
-    SENT = "sent"  # accepted by the transport: never again
-    FAILED = "failed"  # permanent failure, or temporary ones past max attempts
-    SKIPPED = "skipped"  # the subscriber left before it was sent
 
 
 class Store:
@@ -102,10 +90,12 @@ def insert_or(store: Store, table: Table) -> Any:
     (SQLite and PostgreSQL spell them alike): concurrent senders race on unique keys, and
     check-then-insert loses that race on PostgreSQL."""
     if store.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def _reason(exc: DatabaseError) -> str:
@@ -167,8 +157,10 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def open_store(url: str) -> Store:
-    """Connect and bring the schema up to date (created on first use)."""
+def open_store(config: Config) -> Store:
+    """The site's database ([store] url, or DIGEST_DATABASE_URL), its schema brought up to date (created on
+    first use). Whoever opens it closes it."""
+    url = config.database_url
     try:
         store = Store(url)
     except StoreError:

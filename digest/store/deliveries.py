@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, case, func, literal, or_, select, update
 
 from digest.errors import LeaseLost
 from digest.store import DeliveryStatus, Store, StoreError, SubscriberStatus, insert_or
@@ -40,19 +40,14 @@ class Claim:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What to record for one claim, decided by dispatch: the store writes it as it is."""
+
     claim: Claim
-    status: str  # SendStatus value
+    status: DeliveryStatus  # SENT, QUEUED (to be tried again in `retry_in` seconds) or FAILED
     message_id: str
-    detail: str = ""
-    bounce: bool = False  # a hard bounce for this address (RCPT refused with 5xx)
-    retry_after: float | None = None  # the service's Retry-After: the next attempt waits at least this long
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
-    backoff: float  # seconds before the 2nd attempt; doubles each time
-    bounce_after: int
+    detail: str = ""  # the last error
+    retry_in: float = 0.0  # QUEUED: seconds until the next attempt may be made
+    bounce: bool = False  # FAILED as a hard bounce: counts toward marking the subscriber bounced
 
 
 def save_issue(store: Store, key: str, subject: str, html: str, text: str) -> int:
@@ -133,7 +128,7 @@ def retry_failed(store: Store, issue_id: int) -> int:
         ).rowcount
 
 
-def _ready(issue_id: int, now: datetime):
+def _ready(issue_id: int, now: datetime) -> ColumnElement[bool]:
     return and_(
         deliveries.c.issue_id == issue_id,
         deliveries.c.status == DeliveryStatus.QUEUED,
@@ -164,6 +159,7 @@ def claim(store: Store, issue_id: int, worker_id: int, batch: int, limit: int) -
         deliveries.c.attempts,
         deliveries.c.unknown_outcome,
     )
+    rows: Sequence[Any]  # Rows of `columns`
     if store.dialect == "postgresql":
         take = (
             update(deliveries)
@@ -196,12 +192,12 @@ def claim(store: Store, issue_id: int, worker_id: int, batch: int, limit: int) -
     return [Claim(r.id, r.subscriber_id, r.email, r.name, r.attempts, bool(r.unknown_outcome)) for r in rows]
 
 
-def _outcome_update(**values: object):
+def _outcome_update(**values: object) -> Update:
     """A prebuilt UPDATE for one kind of outcome: built once, so SQLAlchemy compiles it once.
 
     Fenced: it changes the row only while the claim is still this worker's, so a worker whose
     lease was taken over can't overwrite what the new owner records."""
-    common = {
+    common: dict[str, object] = {
         "attempts": bindparam("attempts"),
         "message_id": bindparam("message_id"),
         "claimed_by": None,
@@ -253,31 +249,35 @@ class Recorder:
     on the driver costs ~10 us on SQLite. One Recorder per sending thread.
     """
 
-    def __init__(self, store: Store, policy: RetryPolicy, owner: int):
+    def __init__(self, store: Store, owner: int, bounce_after: int):
         self.store = store
-        self.policy = policy
         self.owner = owner  # the worker whose claims these outcomes settle
+        self.bounce_after = bounce_after  # hard bounces that mark a subscriber bounced ([delivery] bounce_after)
         self.raw = store.engine.raw_connection()
+        driver = self.raw.driver_connection
+        if driver is None:  # (only after close, which happens in `close`)
+            raise StoreError(f"database {store.safe_url}: no driver connection to record outcomes on")
+        self.driver: Any = driver  # sqlite3 or psycopg: execute, pipeline and commit differ by driver
         self.sqlite = store.dialect == "sqlite"
         dialect = store.engine.dialect
         self.statements = {name: _Prepared(statement, dialect) for name, statement in _STATEMENTS.items()}
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes in one transaction: sent, retry later, or failed (and count hard bounces).
+        """Write outcomes in one transaction: sent, queued again, or failed (and count hard bounces).
 
         LeaseLost when some claim was no longer this worker's: its lease was taken over, and the
         new owner's record stands."""
-        batches = _split(outcomes, self.policy, self.owner)
+        batches = _split(outcomes, self.owner, self.bounce_after)
         cursors = {name: self.raw.cursor() for name, rows in batches.items() if rows}
         try:
             if self.sqlite:
                 cursors[next(iter(cursors))].execute("BEGIN IMMEDIATE")
                 self._execute(cursors, batches)
-                self.raw.driver_connection.execute("COMMIT")
+                self.driver.execute("COMMIT")
             else:  # pipeline mode: the statements and the commit cross the network in one round trip
-                with self.raw.driver_connection.pipeline():
+                with self.driver.pipeline():
                     self._execute(cursors, batches)
-                    self.raw.driver_connection.commit()
+                    self.driver.commit()
             self.store.round_trips += 1  # one flush: statements and commit in one go
             # each kind's executemany sums its rows (psycopg: once the pipeline has synced)
             changed = sum(cursor.rowcount for name, cursor in cursors.items() if name != "bounced")
@@ -301,7 +301,7 @@ class Recorder:
     def _rollback(self) -> None:
         try:
             if self.sqlite:
-                self.raw.driver_connection.execute("ROLLBACK")
+                self.driver.execute("ROLLBACK")
             else:
                 self.raw.rollback()
         except Exception:  # noqa: BLE001 - the connection may be gone; the error above is what matters
@@ -325,30 +325,27 @@ class _Prepared:
         return [full[name] for name in self.order] if self.order else full
 
 
-def _split(outcomes: Sequence[Outcome], policy: RetryPolicy, owner: int) -> dict[str, list[dict]]:
+def _split(outcomes: Sequence[Outcome], owner: int, bounce_after: int) -> dict[str, list[dict]]:
+    """The outcomes' rows, by the statement that records them."""
     now = utcnow().replace(tzinfo=None)  # the drivers get naive UTC, as UTCDateTime stores it
     batches: dict[str, list[dict]] = {"sent": [], "later": [], "failed": [], "bounced": []}
     for o in outcomes:
-        attempts = o.claim.attempts + 1
         row = {
             "d_id": o.claim.id,
-            "attempts": attempts,
+            "attempts": o.claim.attempts + 1,
             "message_id": o.message_id,
             "error": o.detail[:1000] or None,
             "now": now,
             "owner": owner,
         }
-        if o.status == "sent":
+        if o.status == DeliveryStatus.SENT:
             batches["sent"].append(row)
-        elif o.status == "deferred" and attempts < policy.max_attempts:
-            delay = max(policy.backoff * (2 ** (attempts - 1)) * random.uniform(0.8, 1.2), o.retry_after or 0.0)
-            batches["later"].append({**row, "next": now + timedelta(seconds=delay)})
+        elif o.status == DeliveryStatus.QUEUED:
+            batches["later"].append({**row, "next": now + timedelta(seconds=o.retry_in)})
         else:
-            if o.status == "deferred":
-                row["error"] = f"gave up after {attempts} attempts: {o.detail}"[:1000]
             batches["failed"].append(row)
             if o.bounce:
-                batches["bounced"].append({"s_id": o.claim.subscriber_id, "now": now, "threshold": policy.bounce_after})
+                batches["bounced"].append({"s_id": o.claim.subscriber_id, "now": now, "threshold": bounce_after})
     return batches
 
 
@@ -397,6 +394,8 @@ def next_due(store: Store, issue_id: int) -> float | None:
 
 
 def counts(store: Store, issue_id: int) -> dict[str, int]:
+    """The issue's deliveries by status (a key for every `DeliveryStatus`), and "resent_unknown": those
+    resent after a crash left their outcome unknown."""
     with store.read() as conn:
         rows = conn.execute(
             select(deliveries.c.status, func.count())
@@ -406,8 +405,8 @@ def counts(store: Store, issue_id: int) -> dict[str, int]:
         unknown = conn.execute(
             select(func.count()).where(deliveries.c.issue_id == issue_id, deliveries.c.unknown_outcome.is_(True))
         ).scalar_one()
-    result = {str(s): 0 for s in DeliveryStatus}
-    result.update({str(status): n for status, n in rows})
+    result: dict[str, int] = {status: 0 for status in DeliveryStatus}
+    result.update({status: n for status, n in rows})
     result["resent_unknown"] = unknown
     return result
 

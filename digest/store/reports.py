@@ -8,9 +8,10 @@ delivered twice, changes nothing the second time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import Update, and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.store import DeliveryStatus, Store, SubscriberStatus, insert_or
@@ -106,7 +107,7 @@ def record(
     return True
 
 
-def _effect(kind: EventKind, subscriber_id: int, limits: Thresholds, now):
+def _effect(kind: EventKind, subscriber_id: int, limits: Thresholds, now: datetime) -> Update:
     row = subscribers.c
     active = row.status == SubscriberStatus.ACTIVE.value
     query = update(subscribers).where(row.id == subscriber_id).values(updated_at=now)

@@ -5,35 +5,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.store import Store
 from digest.store.schema import leases, runs, utcnow
-
-
-class RunKind(StrEnum):
-    SCHEDULED = "scheduled"  # the monthly job
-    MANUAL = "manual"  # POST /admin/send, or the CLI
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # an empty month
-    AWAITING_SEND = "awaiting-send"  # draft mode: preview mailed, the send waits for the trigger
+from digest.store.statuses import RunKind, RunStatus
 
 
 @dataclass(frozen=True)
 class Run:
     id: str
-    kind: str
+    kind: RunKind
     month: str
     dedupe: str | None
-    status: str
+    status: RunStatus
     detail: str | None
     sent: int
     retried: int
@@ -54,14 +41,15 @@ class Run:
 def start(store: Store, kind: RunKind, month: str, dedupe: str | None = None) -> Run | None:
     """Record a new run; None if a run with the same `dedupe` key exists (it already happened)."""
     now = utcnow()
-    values = {"id": uuid.uuid4().hex, "kind": kind, "month": month, "dedupe": dedupe, "status": RunStatus.RUNNING,
+    run_id = uuid.uuid4().hex
+    values = {"id": run_id, "kind": kind, "month": month, "dedupe": dedupe, "status": RunStatus.RUNNING,
               "sent": 0, "retried": 0, "failed": 0, "started_at": now, "updated_at": now}  # fmt: skip
     try:
         with store.write() as conn:
             conn.execute(insert(runs).values(**values))
     except IntegrityError:
         return None
-    return get(store, values["id"])
+    return get(store, run_id)
 
 
 def progress(store: Store, run_id: str, sent: int, retried: int, failed: int) -> None:

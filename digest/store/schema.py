@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -18,6 +19,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+
+from digest.store.statuses import DeliveryStatus, RunKind, RunStatus, SubscriberStatus
 
 
 class UTCDateTime(TypeDecorator):
@@ -37,6 +41,24 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class Status(TypeDecorator[str]):
+    """A status column: text in the database, a member of its StrEnum in Python (written and read back),
+    so no caller compares a status with a bare string."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]):
+        super().__init__(16)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value  # an unknown status fails here, not later
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -52,7 +74,7 @@ subscribers = Table(
     Column("id", Integer, primary_key=True),
     Column("email", String(320), nullable=False, unique=True),  # normalised: domain lower-cased
     Column("name", String(200)),
-    Column("status", String(16), nullable=False),  # SubscriberStatus
+    Column("status", Status(SubscriberStatus), nullable=False),
     Column("hard_bounces", Integer, nullable=False, default=0),
     Column("soft_bounces", Integer, nullable=False, default=0),  # counted apart, against a larger threshold
     Column("complaints", Integer, nullable=False, default=0),  # ARF feedback reports (each also unsubscribes)
@@ -98,7 +120,7 @@ deliveries = Table(
     Column("id", Integer, primary_key=True),
     Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
     Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
-    Column("status", String(16), nullable=False),  # DeliveryStatus
+    Column("status", Status(DeliveryStatus), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("message_id", String(255)),
@@ -122,10 +144,10 @@ runs = Table(
     "runs",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("kind", String(16), nullable=False),  # RunKind
+    Column("kind", Status(RunKind), nullable=False),
     Column("month", String(7), nullable=False),
     Column("dedupe", String(64), unique=True),  # "scheduled:2025-02": a scheduled publish happens once per month
-    Column("status", String(16), nullable=False),  # RunStatus
+    Column("status", Status(RunStatus), nullable=False),
     Column("detail", Text),
     Column("sent", Integer, nullable=False, default=0),
     Column("retried", Integer, nullable=False, default=0),

@@ -7,9 +7,9 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 
 from digest.addresses import InvalidAddress, normalise  # noqa: F401 - the web form and CLI use them from here
 from digest.errors import DigestError
@@ -39,9 +39,9 @@ class Subscriber:
     complaints: int = 0
 
 
-def _row(row: object) -> Subscriber:
-    data = row._mapping  # type: ignore[attr-defined]
-    return Subscriber(**{k: data[k] for k in Subscriber.__dataclass_fields__}) if data else None  # type: ignore[return-value]
+def _row(row: Row[Any]) -> Subscriber:
+    data = row._mapping
+    return Subscriber(**{k: data[k] for k in Subscriber.__dataclass_fields__})
 
 
 def get(store: Store, address: str) -> Subscriber | None:
@@ -66,18 +66,19 @@ def add(
         row = conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
         if row:
             return _row(row), False
+        clean_name = _clean_name(name)
+        confirmed = now if status == SubscriberStatus.ACTIVE else None
         values = {
             "email": email,
-            "name": _clean_name(name),
+            "name": clean_name,
             "status": status,
             "hard_bounces": 0,
             "created_at": now,
             "updated_at": now,
+            "confirmed_at": confirmed,
         }
-        if status == SubscriberStatus.ACTIVE:
-            values["confirmed_at"] = now
         new_id = conn.execute(insert(subscribers).values(**values).returning(subscribers.c.id)).scalar_one()
-    return Subscriber(id=new_id, **{k: v for k, v in values.items() if k in Subscriber.__dataclass_fields__}), True
+    return Subscriber(new_id, email, clean_name, status, now, now, confirmed_at=confirmed), True
 
 
 def set_status(
@@ -122,10 +123,11 @@ def iterate(store: Store, status: SubscriberStatus | None = None, batch: int = 1
         last = rows[-1].id
 
 
-def counts(store: Store) -> dict[str, int]:
+def counts(store: Store) -> dict[SubscriberStatus, int]:
+    """Subscribers by status; a status nobody has is left out."""
     with store.read() as conn:
         rows = conn.execute(select(subscribers.c.status, func.count()).group_by(subscribers.c.status)).all()
-    return {str(status): n for status, n in rows}
+    return {status: n for status, n in rows}
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,10 @@ def request_subscription(store: Store, address: str) -> tuple[Subscriber, bool]:
     try:
         sub, created = add(store, address, status=SubscriberStatus.PENDING)
     except IntegrityError:  # a concurrent sign-up for the same address won the insert
-        sub, created = get(store, address), False
+        found = get(store, address)
+        if found is None:  # (and was removed again at once)
+            raise
+        sub, created = found, False
     if created:
         return sub, True
     return sub, sub.status != SubscriberStatus.ACTIVE

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
 
 from digest.store import DeliveryStatus, Store
 from digest.store.schema import deliveries, utcnow, workers
@@ -137,7 +137,7 @@ def requeue_own(store: Store, worker_id: int) -> int:
         return _requeue(conn, select(workers.c.id).where(workers.c.id == worker_id), utcnow())
 
 
-def _requeue(conn, owners, now) -> int:
+def _requeue(conn: Connection, owners: Select[tuple[int]], now: datetime) -> int:
     claimed = and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.claimed_by.in_(owners))
     in_flight = (
         select(func.min(deliveries.c.id)).where(claimed).group_by(deliveries.c.claimed_by, deliveries.c.claim_batch)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,41 +16,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digest import tokens
 from digest.config import Config
-from digest.render import render_template
 from digest.web import admin, hooks, pages
-from digest.web.security import HEADERS, BodyLimit, CanonicalHost, RateLimiter, SecurityHeaders
+from digest.web.security import HEADERS, BodyLimit, CanonicalHost, SecurityHeaders
+from digest.web.state import State, page
 
 log = logging.getLogger(__name__)
-ADMIN_TOKEN_ENV = "DIGEST_ADMIN_TOKEN"
-
-
-class State:
-    """What every request handler needs, made once per app."""
-
-    def __init__(self, config: Config):
-        from digest.publish import open_store
-
-        self.config = config
-        self.store = open_store(config)
-        self.secret = tokens.secret_key(config)
-        self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
-        window = config.web.subscribe_window_minutes * 60
-        self.by_address = RateLimiter(config.web.subscribe_limit, window)
-        self.by_client = RateLimiter(config.web.subscribe_ip_limit, window)
-        self.proxies = config.web.proxy_networks
-        self.stop = threading.Event()  # set on shutdown: background sends stop gracefully
-        self.site_dir = config.paths.output / "site"
-
-
-def page(request: Request, status: int, heading: str, *paragraphs: str, **extra: object) -> HTMLResponse:
-    """A small HTML page from templates/site/page.html (errors included: never a stack trace)."""
-    config: Config = request.app.state.digest.config
-    body = render_template(
-        config.paths.templates, "site/page.html", site=config.site, heading=heading, paragraphs=paragraphs, **extra
-    )
-    return HTMLResponse(body, status_code=status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -87,12 +58,20 @@ class SiteFiles(StaticFiles):
         await super().check_config()
 
 
-def create_app(config: Config, scheduler: object | None = None, services: tuple = ()) -> Starlette:
+class Service(Protocol):
+    """Something that runs beside the app (the scheduler, the bounce reader): started and stopped with it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(config: Config, scheduler: Service | None = None, services: tuple[Service, ...] = ()) -> Starlette:
     """The ASGI app; `scheduler` (a SchedulerService) and `services` (the bounce reader) start and stop with it."""
     state = State(config)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if scheduler is not None:
             scheduler.start()
         for service in services:

@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from digest.errors import ContentError, DigestError, NothingToDo, SendRefused
+from digest.web.state import state_of
 
 
 def _authorised(request: Request) -> Response | None:
     """None if the bearer token is right; else the response to return (404 when admin is off)."""
-    expected = request.app.state.digest.admin_token
+    expected = state_of(request).admin_token
     if expected is None:
         return JSONResponse({"error": "not found"}, status_code=404)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -60,9 +61,10 @@ async def _month(request: Request) -> date | None:
         form = await request.form()
         if set(form.keys()) - {"month"}:
             raise ValueError(f"unexpected form fields: {MONTH_HINT}")
-        value = form.get("month")
-        if not isinstance(value, str | None):  # an uploaded file
+        field = form.get("month")
+        if not isinstance(field, str | None):  # an uploaded file
             raise ValueError(f"month must be a plain field YYYY-MM: {MONTH_HINT}")
+        value = field
     elif value is None and await request.body():
         raise ValueError(f"unexpected {content_type or 'untyped'} body: {MONTH_HINT}")
     if value in (None, ""):
@@ -92,7 +94,7 @@ async def send(request: Request) -> Response:
     denied = _authorised(request)
     if denied:
         return denied
-    state = request.app.state.digest
+    state = state_of(request)
     try:
         month = await _month(request)
         run = await run_in_threadpool(jobs.start_send, state.store, state.config, month, state.stop)
@@ -128,7 +130,7 @@ async def run(request: Request) -> Response:
         return denied
     run_id = request.path_params["run_id"]
     found = (
-        await run_in_threadpool(runs.get, request.app.state.digest.store, run_id[:32])
+        await run_in_threadpool(runs.get, state_of(request).store, run_id[:32])
         if re.fullmatch(r"[0-9a-f]{32}", run_id)
         else None
     )
@@ -143,7 +145,7 @@ async def runs(request: Request) -> Response:
     denied = _authorised(request)
     if denied:
         return denied
-    recent = await run_in_threadpool(run_log.recent, request.app.state.digest.store)
+    recent = await run_in_threadpool(run_log.recent, state_of(request).store)
     return JSONResponse({"runs": [r.as_json() for r in recent]})
 
 

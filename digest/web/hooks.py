@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from digest import hooks
+from digest.config import Config
+from digest.web.state import state_of
 
 log = logging.getLogger(__name__)
-
-
-def _state(request: Request):
-    return request.app.state.digest
 
 
 def _refused(service: str, exc: hooks.Unauthorized) -> Response:
@@ -24,7 +23,7 @@ def _refused(service: str, exc: hooks.Unauthorized) -> Response:
 
 
 async def _record(request: Request, source: str, events: list[hooks.Event]) -> Response:
-    state = _state(request)
+    state = state_of(request)
     new = await run_in_threadpool(hooks.record, state.config, state.store, state.secret, source, events)
     return JSONResponse({"recorded": new, "events": len(events)})
 
@@ -49,7 +48,7 @@ async def mailgun(request: Request) -> Response:
 
 async def ses(request: Request) -> Response:
     body = await request.body()
-    config = _state(request).config
+    config = state_of(request).config
     try:
         message = await run_in_threadpool(hooks.sns_message, config, body, _fetch(config))
     except hooks.Unauthorized as exc:
@@ -66,7 +65,7 @@ async def ses(request: Request) -> Response:
     return await _record(request, "ses", hooks.ses_events(message))
 
 
-def _fetch(config):
+def _fetch(config: Config) -> Callable[[str], bytes]:
     def fetch(url: str) -> bytes:
         import httpx
 

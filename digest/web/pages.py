@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,10 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from digest import tokens
 from digest.render.site import render_index
 from digest.web.security import CSRF_COOKIE, BodyTooLarge, client_address, csrf_ok, csrf_token, new_csrf_cookie
+from digest.web.state import State, page, state_of
+
+if TYPE_CHECKING:
+    from digest.store.subscribers import Subscriber
 
 log = logging.getLogger(__name__)
 CHECK_INBOX = (
@@ -23,21 +29,11 @@ CHECK_INBOX = (
 )
 
 
-def _state(request: Request):
-    return request.app.state.digest
-
-
-def _page(request: Request, status: int, heading: str, *paragraphs: str, **extra: object) -> HTMLResponse:
-    from digest.web import page
-
-    return page(request, status, heading, *paragraphs, **extra)
-
-
 def _form(request: Request, email: str = "", message: str = "", kind: str = "") -> tuple[dict, str]:
     """The subscribe form's fields, and the CSRF cookie value it is bound to."""
     cookie = request.cookies.get(CSRF_COOKIE) or new_csrf_cookie()
     return {
-        "csrf_token": csrf_token(_state(request).secret, cookie),
+        "csrf_token": csrf_token(state_of(request).secret, cookie),
         "email": email,
         "message": message,
         "kind": kind,
@@ -57,7 +53,7 @@ def _with_cookie(response: Response, request: Request, cookie: str) -> Response:
     return response
 
 
-def _published_issues(state) -> list:
+def _published_issues(state: State) -> list:
     """Issues with a built page in the site folder, newest first: the archive shows what is published."""
     from digest.collect import load_archive
 
@@ -67,7 +63,7 @@ def _published_issues(state) -> list:
 
 
 async def index(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     issues = await run_in_threadpool(_published_issues, state)
     form, cookie = _form(request)
     html = render_index(issues, state.config, form=form)
@@ -76,7 +72,7 @@ async def index(request: Request) -> Response:
 
 async def subscribe_form(request: Request) -> Response:
     form, cookie = _form(request)
-    response = _page(request, 200, f"Subscribe to {_state(request).config.site.title}", form=form)
+    response = page(request, 200, f"Subscribe to {state_of(request).config.site.title}", form=form)
     return _with_cookie(response, request, cookie)
 
 
@@ -84,61 +80,62 @@ async def subscribe(request: Request) -> Response:
     """Double opt-in; the answer is the same whether or not the address was already subscribed."""
     from digest.store import subscribers
 
-    state = _state(request)
+    state = state_of(request)
     try:
         data = await request.form(max_files=0, max_fields=10)
     except BodyTooLarge:  # a streamed body over [web] max_body_bytes: BodyLimit answers 413
         raise
     except Exception:  # noqa: BLE001 - a malformed body is the client's problem, not a 500
-        return _page(
+        return page(
             request, 400, "That didn't work", "The form could not be read. Please reload the page and try again."
         )
     raw_email = str(data.get("email") or "").strip()[:320]
     if not csrf_ok(state.secret, request.cookies.get(CSRF_COOKIE), str(data.get("csrf_token") or "")):
         form, cookie = _form(request, raw_email, "This form has expired. Please submit it again.", "error")
-        return _with_cookie(_page(request, 403, "Please try again", form=form), request, cookie)
+        return _with_cookie(page(request, 403, "Please try again", form=form), request, cookie)
     try:
         address = subscribers.normalise(raw_email)
     except subscribers.InvalidAddress:
         form, cookie = _form(
             request, raw_email, "That doesn't look like an email address. Please check it and try again.", "error"
         )
-        return _with_cookie(_page(request, 400, "Please check the address", form=form), request, cookie)
+        return _with_cookie(page(request, 400, "Please check the address", form=form), request, cookie)
     peer = request.client.host if request.client else None
     client = client_address(peer, request.headers.getlist("x-forwarded-for"), state.proxies)
     if not state.by_client.allow(client) or not state.by_address.allow(address):
         wait = max(state.by_client.retry_after(client), state.by_address.retry_after(address))
-        response = _page(request, 429, "Too many attempts", "Please wait a while before trying again.")
+        response = page(request, 429, "Too many attempts", "Please wait a while before trying again.")
         response.headers["Retry-After"] = str(wait or 1)
         return response
     subscriber, mail = await run_in_threadpool(subscribers.request_subscription, state.store, address)
     task = BackgroundTask(_send_confirmation, state, subscriber.id, address) if mail else None
-    response = _page(request, 200, "Almost done", CHECK_INBOX)
+    response = page(request, 200, "Almost done", CHECK_INBOX)
     response.background = task
     return response
 
 
-def _send_confirmation(state, subscriber_id: int, address: str) -> None:
+def _send_confirmation(state: State, subscriber_id: int, address: str) -> None:
     from digest.delivery import make_adapter
+    from digest.delivery.base import SendStatus
     from digest.delivery.notices import confirmation
 
     url = tokens.confirm_url(state.config, state.secret, tokens.TokenSubject(address, subscriber_id))
     try:
         with make_adapter(state.config) as adapter:
             result = adapter.send(confirmation(state.config, address, url))
-        if result.status != "sent":
+        if result.status != SendStatus.SENT:
             log.warning("confirmation to %s not sent: %s %s", address, result.status, result.detail)
     except Exception as exc:  # noqa: BLE001 - logged; the visitor can simply subscribe again
         log.error("confirmation to %s failed: %s", address, exc)
 
 
-def _token(request: Request, purpose: str, max_age: int | None = None):
+def _token(request: Request, purpose: str, max_age: int | None = None) -> tokens.TokenSubject | Response:
     """The token's subject, or a 400 page that says what is wrong with the link."""
     try:
-        return tokens.read_token(_state(request).secret, purpose, request.path_params["token"], max_age)
+        return tokens.read_token(state_of(request).secret, purpose, request.path_params["token"], max_age)
     except tokens.TokenError as exc:
         hint = "Subscribe again to get a fresh one." if exc.expired else "Please use the exact link from the email."
-        return _page(request, 400, "This link doesn't work", f"{str(exc)[:1].upper()}{str(exc)[1:]}.", hint)
+        return page(request, 400, "This link doesn't work", f"{str(exc)[:1].upper()}{str(exc)[1:]}.", hint)
 
 
 async def confirm(request: Request) -> Response:
@@ -148,21 +145,21 @@ async def confirm(request: Request) -> Response:
     if isinstance(subject, Response):
         return subject
     if subject.subscriber_id is None:
-        return _page(request, 400, "This link doesn't work", "This link is not valid.")
-    before = await run_in_threadpool(subscribers.get_by_id, _state(request).store, subject.subscriber_id)
+        return page(request, 400, "This link doesn't work", "This link is not valid.")
+    before = await run_in_threadpool(subscribers.get_by_id, state_of(request).store, subject.subscriber_id)
     sub = await run_in_threadpool(
-        subscribers.confirm, _state(request).store, subject.subscriber_id, subject.address, subject.issued_at
+        subscribers.confirm, state_of(request).store, subject.subscriber_id, subject.address, subject.issued_at
     )
     if sub is None:
-        return _page(
+        return page(
             request,
             400,
             "This link doesn't work",
             "This link is not valid: it doesn't match a subscription, or it is older than your unsubscribe. "
             "Subscribe again to get a new one.",
         )
-    title = _state(request).config.site.title
-    response = _page(
+    title = state_of(request).config.site.title
+    response = page(
         request,
         200,
         "You're subscribed",
@@ -170,14 +167,15 @@ async def confirm(request: Request) -> Response:
         "Every email has a one-click unsubscribe link.",
     )
     newly = before is not None and before.status != subscribers.SubscriberStatus.ACTIVE
-    if newly and _state(request).config.subscribe.welcome:  # once per confirmation, not per click
-        response.background = BackgroundTask(_send_welcome, _state(request), sub)
+    if newly and state_of(request).config.subscribe.welcome:  # once per confirmation, not per click
+        response.background = BackgroundTask(_send_welcome, state_of(request), sub)
     return response
 
 
-def _send_welcome(state, sub) -> None:
+def _send_welcome(state: State, sub: Subscriber) -> None:
     """After the confirmation is recorded and answered: a failure here never undoes it, only logs."""
     from digest.delivery import make_adapter
+    from digest.delivery.base import SendStatus
     from digest.delivery.notices import welcome
     from digest.store import deliveries
 
@@ -186,7 +184,7 @@ def _send_welcome(state, sub) -> None:
         message = welcome(state.config, state.secret, sub.id, sub.email, sub.name, sent[0] if sent else None)
         with make_adapter(state.config) as adapter:
             result = adapter.send(message)
-        if result.status != "sent":
+        if result.status != SendStatus.SENT:
             log.warning("welcome to %s not sent: %s %s", sub.email, result.status, result.detail)
     except Exception as exc:  # noqa: BLE001 - the reader is subscribed whatever happens to this mail
         log.error("welcome to %s failed: %s", sub.email, exc)
@@ -198,11 +196,11 @@ async def unsubscribe_form(request: Request) -> Response:
     if isinstance(subject, Response):
         return subject
     action = {"url": str(request.url.path), "label": "Unsubscribe", "fields": []}
-    return _page(
+    return page(
         request,
         200,
         "Unsubscribe",
-        f"Stop sending {_state(request).config.site.title} to {subject.address}?",
+        f"Stop sending {state_of(request).config.site.title} to {subject.address}?",
         action=action,
     )
 
@@ -214,24 +212,24 @@ async def unsubscribe(request: Request) -> Response:
     subject = _token(request, "unsubscribe")
     if isinstance(subject, Response):
         return subject
-    await run_in_threadpool(subscribers.unsubscribe, _state(request).store, subject.subscriber_id, subject.address)
-    return _page(
+    await run_in_threadpool(subscribers.unsubscribe, state_of(request).store, subject.subscriber_id, subject.address)
+    return page(
         request,
         200,
         "You're unsubscribed",
-        f"{subject.address} will get no more emails from {_state(request).config.site.title}.",
+        f"{subject.address} will get no more emails from {state_of(request).config.site.title}.",
     )
 
 
-def feed(name: str, media_type: str):
+def feed(name: str, media_type: str) -> Callable[[Request], Awaitable[Response]]:
     """A route serving one feed file with validators, so readers can poll with conditional GETs."""
 
     async def serve(request: Request) -> Response:
-        path: Path = _state(request).site_dir / name
+        path: Path = state_of(request).site_dir / name
         try:
             stat = path.stat()
         except FileNotFoundError:
-            return _page(request, 404, "Not found", "The feeds appear after the first 'digest build'.")
+            return page(request, 404, "Not found", "The feeds appear after the first 'digest build'.")
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
         headers = {
             "ETag": etag,
