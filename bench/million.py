@@ -82,7 +82,7 @@ def main() -> None:
         copied = copy_subscribers(url, args.subscribers)
         digest(roots[0], "build")
         print("digest send --queue-only ...", flush=True)
-        queue = measured([PYTHON, "-m", "digest", "send", "--queue-only"], roots[0])
+        queue = measured([PYTHON, "-m", "digest", "send", "--queue-only", "--month", "2025-02"], roots[0])
         print(f"2 workers for {args.seconds:g} s ..." if args.seconds else "2 workers until done ...", flush=True)
         started = time.perf_counter()
         procs = [

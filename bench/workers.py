@@ -109,7 +109,7 @@ def run_workers(
         project(base / f"w{workers}-{n}-{latency_ms:g}", database_url, sinks[n].port, connections)
         for n in range(workers)
     ]
-    digest(roots[0], "send", "--queue-only")
+    digest(roots[0], "send", "--queue-only", "--month", "2025-02")
     sink_cpu = [cpu_seconds(s.process.pid) for s in sinks]
     machine_before = machine_cpu()
     started = time.perf_counter()
@@ -154,7 +154,7 @@ def inline_send(base: Path, name: str, database_url: str | None, count: int) -> 
     load_subscribers(root, count)
     digest(root, "build")
     started = time.perf_counter()
-    out = digest(root, "send")
+    out = digest(root, "send", "--month", "2025-02")
     elapsed = time.perf_counter() - started
     sink.stop()
     assert f"sent {count}," in out, out

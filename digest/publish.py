@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -116,15 +116,16 @@ class _Issues:
 
 def _feeds(recent: list[date], issues: _Issues, renders: RenderCache) -> Feeds:
     """RSS, Atom and JSON Feed of the recent issues, from the render cache when none of them changed."""
+    from digest.render.cache import pack, unpack
     from digest.render.feed import Feeds, render_feeds
 
     def render() -> bytes:
         articles = {issues[m].key: issues.article(m) for m in recent}
         feeds = render_feeds([issues[m] for m in recent], articles, renders.config)
-        return json.dumps([feeds.rss.decode(), feeds.atom.decode(), feeds.json.decode()]).encode()
+        return pack(feeds.rss, feeds.atom, feeds.json)
 
-    rss, atom, json_feed = json.loads(renders.cached("feeds", renders.feeds_key(recent), render))
-    return Feeds(rss.encode(), atom.encode(), json_feed.encode())
+    rss, atom, json_feed = unpack(renders.cached("feeds", renders.feeds_key(recent), render), 3)
+    return Feeds(rss, atom, json_feed)
 
 
 def _email(issues: _Issues, issue: Issue, renders: RenderCache, config: Config) -> RenderedEmail:
@@ -161,15 +162,20 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     """Pages before feeds (no feed item may link to a missing page), then the email files."""
     site = config.paths.output / "site"
     feeds = rendered.feeds
-    files: list[tuple[Path, bytes | str]] = [(site / page.path, page.body) for page in rendered.pages]
-    files += [(site / "feed.xml", feeds.rss), (site / "atom.xml", feeds.atom), (site / "feed.json", feeds.json)]
+    pages: list[tuple[Path, bytes | str]] = [(site / page.path, page.body) for page in rendered.pages]
     emails = config.paths.output / "email"
-    files += [
-        (emails / f"{rendered.issue.key}.html", rendered.email.html),
-        (emails / f"{rendered.issue.key}.txt", rendered.email.text),
+    groups: list[list[tuple[Path, bytes | str]]] = [
+        pages,
+        [(site / "feed.xml", feeds.rss), (site / "atom.xml", feeds.atom), (site / "feed.json", feeds.json)],
+        [
+            (emails / f"{rendered.issue.key}.html", rendered.email.html),
+            (emails / f"{rendered.issue.key}.txt", rendered.email.text),
+        ],
     ]
-    for path, body in files:
-        write_atomic(path, body)
+    files = [file for group in groups for file in group]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each file's fsync waits on the disk, not the GIL
+        for group in groups:  # one group written whole before the next starts
+            list(pool.map(lambda file: write_atomic(*file), group))
     if rendered.site is not None:
         _finish_site(rendered.site, config)
     log.info("built %s: %d entries, %d files", rendered.issue.key, len(rendered.issue.entries), len(files))

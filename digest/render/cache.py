@@ -62,6 +62,21 @@ def inputs_key(config: Config) -> str:
     return h.hexdigest()
 
 
+def pack(*parts: bytes) -> bytes:
+    """Several byte strings as one cache payload, each after its length (JSON would escape megabytes)."""
+    return b"".join(len(part).to_bytes(8, "big") + part for part in parts)
+
+
+def unpack(payload: bytes, count: int) -> list[bytes]:
+    """What `pack` joined; the payload was checksummed when read, so the lengths can be trusted."""
+    parts, at = [], 0
+    for _ in range(count):
+        size = int.from_bytes(payload[at : at + 8], "big")
+        parts.append(payload[at + 8 : at + 8 + size])
+        at += 8 + size
+    return parts
+
+
 def _key(*parts: str) -> str:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
 
