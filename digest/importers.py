@@ -13,6 +13,7 @@ for (`--format quotes`).
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ ENTRY_LINE = re.compile(r"^(?P<quoted>―\s*)?(?P<head>.+?)\s*\[(?:link)\](?:\s*
 VIDEO_HOSTS = ("youtube.com", "youtu.be", "vimeo.com", "podcasts.apple.com", "open.spotify.com")
 MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 FORMATS = ("link-archive", "read-month", "notes", "quotes")  # `digest import --format`
+log = logging.getLogger(__name__)
 
 
 class ImportError_(DigestError):
@@ -217,7 +219,10 @@ def _read_notes(path: Path, text: str) -> ReadArchive:
 
 def _read_quotes(path: Path, text: str) -> ReadArchive:
     """One undated pool quote per line (plain text: Markdown syntax escaped)."""
-    quotes = [q for q in read_quotes(text) if visible_text(q.text)]
+    read = read_quotes(text)
+    quotes = [q for q in read.quotes if visible_text(q.text)]
+    for line, words in read.left_out:
+        log.warning("%s:%d: left out, no quote on its own: %s", path, line, words)
     if not quotes:
         raise ImportError_(f"{path}: no quotes found (one a line)")
     entries = [

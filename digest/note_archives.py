@@ -1,6 +1,7 @@
 """Two more archive formats for `digest import`: a Markdown notes post (front matter with a date, one
 note per heading of its highest level: `#` podcast episodes, `###` topics) and a collection of quotes
-(plain text, one quote a line, an optional "— Author" at the end)."""
+(plain text, one quote a line, an optional "— Author" at the end; speaker and title lines name the next
+line's source)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ FENCE = re.compile(r"^ {0,3}(```|~~~)")
 # "the quote — Author" (em dash or horizontal bar, not a hyphen: titles use " - " themselves)
 ATTRIBUTION = re.compile(r"^(?P<quote>.+\S)\s+[—―]\s*(?P<source>[^—―]+?)\s*$")
 MAX_SOURCE_WORDS = 8
+SPEAKER = re.compile(r"^(?P<name>[^\W\d_][^\d:]{0,60}?)\s+\d{1,2}:\d{2}(?::\d{2})?$")  # a transcript's "Name 00:33:33"
+ELISIONS = frozenset({"[…]", "[...]", "…", "..."})  # a cut marked between two quoted lines
+TITLE_ENDINGS = (".", "?", "!", ":", ";", ",", "…", '"', "”", "’", "'", ")", "]")
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,58 @@ def split_notes(body: str) -> tuple[str, list[Note]]:
     return "\n".join(lines[: starts[0][0]]).strip(), notes
 
 
-def read_quotes(text: str) -> list[Quote]:
-    """One quote per non-blank line; a short trailing "— Name" is its source."""
-    return [_quote(line.strip()) for line in text.split("\n") if line.strip()]
+MIN_QUOTE_WORDS = 5  # "Yeah.", "How much, sorry?": a transcript's turns, no quote of the month on their own
+
+
+@dataclass(frozen=True)
+class QuoteLines:
+    quotes: list[Quote]
+    left_out: list[tuple[int, str]]  # (1-based line, text): a short line, or a speaker or title with no quote after it
+
+
+def read_quotes(text: str) -> QuoteLines:
+    """One quote per non-blank line; a short trailing "— Name" is its source. Lines that are no quote:
+    a transcript's speaker ("Casey Handmer 00:33:33") or a title (a few words with no closing punctuation,
+    such as "AI - Erosion of Trust") names the source of the quote on the next line; a lone "[…]" is
+    dropped; a line of fewer than MIN_QUOTE_WORDS words and no "— Name" of its own is left out (and listed)."""
+    quotes: list[Quote] = []
+    left_out: list[tuple[int, str]] = []
+    pending: tuple[int, str, str] | None = None  # (line, text, source) of a speaker or title line not yet used
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        speaker = SPEAKER.match(line)
+        quote = _quote(line)
+        source = pending[2] if pending else None
+        if pending and not (line not in ELISIONS and _stands_alone(quote) and not speaker and not _is_title(line)):
+            left_out.append(pending[:2])  # a speaker or title with no quote after it
+        pending = None
+        if speaker or (quote.source is None and _is_title(line)):
+            pending = (number, line, speaker["name"].strip() if speaker else line)
+        elif line in ELISIONS:
+            continue
+        elif not _stands_alone(quote):
+            left_out.append((number, line))
+        else:
+            quotes.append(quote if quote.source or source is None else Quote(quote.text, source))
+    if pending:
+        left_out.append(pending[:2])
+    return QuoteLines(quotes, left_out)
+
+
+def _stands_alone(quote: Quote) -> bool:
+    """Enough words to be a quote of the month, or a "— Name" of its own ("Less is more. — Mies")."""
+    return quote.source is not None or len(quote.text.split()) >= MIN_QUOTE_WORDS
+
+
+def _is_title(line: str) -> bool:
+    """A heading over the line it introduces: short, unpunctuated, not a list item or a quotation."""
+    return (
+        len(line.split()) <= MAX_SOURCE_WORDS
+        and not line.endswith(TITLE_ENDINGS)
+        and not line.startswith(("-", "*", "“", '"', "‘", "'", "["))
+    )
 
 
 def _quote(line: str) -> Quote:

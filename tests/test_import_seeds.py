@@ -58,12 +58,56 @@ def test_deeper_headings_stay_inside_their_note(config, tmp_path):
     assert read.intro == "Lead-in ✨."
 
 
+SPEAKER_LINE = re.compile(r"^\D+ \d{2}:\d{2}:\d{2}$")  # a transcript's "Casey Handmer 00:33:33"
+
+
+def quotes_expected(path: Path) -> tuple[list[str], list[str], list[str]]:
+    """The seed's lines, and those that are no quote: speakers and the elision marks."""
+    lines = quote_lines(path)
+    return lines, [line for line in lines if SPEAKER_LINE.match(line)], [line for line in lines if line == "[…]"]
+
+
 def test_a_quote_collection_gives_one_pool_quote_per_line(config):
-    lines = quote_lines(QUOTES)
+    lines, speakers, elisions = quotes_expected(QUOTES)
+    assert len(lines) == 219 and len(speakers) == 9 and len(elisions) == 2  # the seed is what the test thinks
     read = read_file(QUOTES, config, "quotes")
-    assert read.when is None
-    assert len(read.entries) == len(lines) and all(e.kind == "quote" for e in read.entries)
-    assert [e.title for e in read.entries] == lines
+    parsed = read_quotes(QUOTES.read_text(encoding="utf-8"))
+    assert read.when is None and all(e.kind == "quote" for e in read.entries)
+    assert [(e.title, e.source) for e in read.entries] == [(q.text, q.source) for q in parsed.quotes]
+    # every line is a quote, the source of the quote on the next line, an elision, or listed as left out
+    quoted = {q.text for q in parsed.quotes}
+    named = [q for q in parsed.quotes if q.source and q.text in lines]  # named by the line before
+    left = {text for _, text in parsed.left_out}
+    for number, line in enumerate(lines):
+        if line in elisions or line in left or line in quoted or any(line.startswith(q.text) for q in parsed.quotes):
+            continue
+        name = line.rsplit(" ", 1)[0] if line in speakers else line
+        assert (lines[number + 1], name) in [(q.text, q.source) for q in named], line
+    assert len(lines) == len(parsed.quotes) + len(named) + len(elisions) + len(parsed.left_out)
+    assert "Let’s get concrete here for a second." in next(q.text for q in named if q.source == "Casey Handmer")
+    assert "AI - Erosion of Trust" in {q.source for q in named}
+    assert all(len(q.text.split()) >= 5 or q.text not in lines for q in parsed.quotes)  # no "Yeah." of the month
+
+
+def test_speakers_and_titles_name_only_the_next_line(config, tmp_path):
+    collection = tmp_path / "quotes.txt"
+    collection.write_text(
+        "Zoë Müller 00:01:02\nLe style, c’est l’homme même, et il ne se transmet pas.\n"
+        "A line of the writer’s own, after the transcript, that nobody said.\n"
+        "读书笔记 — 名言集\nA long enough line, after a quote with its own source, has none.\n"
+        "Yeah.\n[…]\nShip it 🚀 — Anonymous engineer\n"
+        "AI - Erosion of Trust\nI think the concept of erosion of trust is useful — שלום.\nA title with nothing after it\n"
+    )
+    read = read_file(collection, config, "quotes")
+    assert [(e.title, e.source) for e in read.entries] == [
+        ("Le style, c’est l’homme même, et il ne se transmet pas.", "Zoë Müller"),
+        ("A line of the writer’s own, after the transcript, that nobody said.", None),
+        ("读书笔记", "名言集"),  # a short line with its own "— source" is a quote, not a title
+        ("A long enough line, after a quote with its own source, has none.", None),
+        ("Ship it 🚀", "Anonymous engineer"),
+        ("I think the concept of erosion of trust is useful — שלום.", "AI - Erosion of Trust"),
+    ]
+    assert read_quotes(collection.read_text()).left_out == [(6, "Yeah."), (11, "A title with nothing after it")]
 
 
 def test_a_quote_collection_is_imported_only_when_asked_for(config):
@@ -79,12 +123,12 @@ def test_a_quote_collection_is_imported_only_when_asked_for(config):
         ("知之为知之，不知为不知 — 孔子", "知之为知之，不知为不知", "孔子"),
         ("הכל צפוי והרשות נתונה — רבי עקיבא", "הכל צפוי והרשות נתונה", "רבי עקיבא"),
         ("They take a thousand lifetimes — but that’s fine, they can live them.", None, None),  # a sentence's dash
-        ("Changing Data With Confidence using DuckDB - Hannes Mühleisen", None, None),  # a hyphen: a title
         ("Ship it 🚀 — Anonymous engineer", "Ship it 🚀", "Anonymous engineer"),
+        ("Changing Data With Confidence using DuckDB - Hannes Mühleisen", None, None),  # a hyphen: no source
     ],
 )  # fmt: skip
 def test_a_short_trailing_attribution_is_the_source(line, quote, source):
-    [read] = read_quotes(line)
+    [read] = read_quotes(line).quotes
     assert (read.text, read.source) == ((quote or line), source)
 
 
@@ -95,9 +139,10 @@ def test_importing_the_seeds_writes_notes_quotes_and_the_editors_note(project):
     content = project.content
     assert len(list((content / "2024/07").glob("[!_]*.md"))) == len(headings(PODCASTS, "#"))
     assert len(list((content / "2025/06").glob("[!_]*.md"))) == len(headings(TOPICS, "###"))
-    assert len(list((content / "quotes").glob("*.md"))) == len(quote_lines(QUOTES))
+    quote_count = len(read_file(QUOTES, config, "quotes").entries)
+    assert len(list((content / "quotes").glob("*.md"))) == quote_count
     assert len(report.written) == 8 + len(headings(PODCASTS, "#")) + len(headings(TOPICS, "###"))
-    assert len(report_quotes.written) == len(quote_lines(QUOTES))
+    assert len(report_quotes.written) == quote_count
     note = (content / "2025/02/_issue.md").read_text()
     assert note.startswith(
         "---\noutro: Hope you enjoyed this month’s picks—March should bring even more to explore!\n---\n"
@@ -111,7 +156,7 @@ def test_importing_the_seeds_writes_notes_quotes_and_the_editors_note(project):
         entry, problems = parse_entry(path, path.read_bytes(), config.site.sections, config.site.tz, pooled=pooled)
         assert entry is not None, problems
         assert entry.kind == ("quote" if pooled else "note" if path.parent.name in ("07", "06") else "link")
-    assert len(archive.pool) == len(quote_lines(QUOTES))
+    assert len(archive.pool) == quote_count
     assert archive.notes[date(2025, 2, 1)].outro.startswith("Hope you enjoyed")
     again = import_files(config, [JEKYLL, PODCASTS, TOPICS])
     assert again.written == () and not again.problems
@@ -121,6 +166,6 @@ def test_importing_the_seeds_writes_notes_quotes_and_the_editors_note(project):
 def test_the_import_command_takes_a_format(project, cli):
     result = cli(project.root, "import", "--format", "quotes", str(QUOTES))
     assert result.code == 0, result.output
-    assert f"imported {len(quote_lines(QUOTES))} new entries" in result.out
+    assert f"imported {len(read_quotes(QUOTES.read_text()).quotes)} new entries" in result.out
     result = cli(project.root, "import", str(QUOTES))
     assert result.code == 1 and "--format quotes" in result.output
