@@ -141,6 +141,7 @@ def test_a_link_sent_in_an_earlier_issue_is_found_under_another_address(project)
     ]
 
 
+@pytest.mark.slow  # 3,000 generated URLs: 15 s
 @settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.from_regex(urls._ALREADY_NORMAL, fullmatch=True))
 def test_the_fast_path_gives_what_the_general_one_gives(url):
