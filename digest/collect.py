@@ -7,10 +7,8 @@ import functools
 import hashlib
 import logging
 import os
-import pickle
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -22,7 +20,7 @@ from digest.config import Config
 from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, read_entry
 from digest.editors_note import EditorsNote
 from digest.errors import ContentError, NothingToDo, Problem
-from digest.files import is_inside, write_atomic
+from digest.files import is_inside, load_checked, save_checked
 from digest.gcpause import stage
 
 log = logging.getLogger(__name__)
@@ -462,17 +460,7 @@ class _Scanner:
         return files
 
     def _load_shard(self, path: Path) -> dict[str, Cached]:
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return {}
-        checksum, payload = raw[len(CACHE_MAGIC) : len(CACHE_MAGIC) + 4], raw[len(CACHE_MAGIC) + 4 :]
-        if not raw.startswith(CACHE_MAGIC) or zlib.crc32(payload).to_bytes(4, "big") != checksum:
-            return {}
-        try:
-            data = pickle.loads(payload)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError):
-            return {}
+        data = load_checked(path, CACHE_MAGIC)
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
             return {}
         return data["files"] if path.name == self._shard_name(data.get("folder", "")) else {}
@@ -493,9 +481,7 @@ class _Scanner:
                 if not group:
                     shard.unlink(missing_ok=True)
                     continue
-                data = {"fingerprint": self.fingerprint, "folder": folder, "files": group}
-                payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-                write_atomic(shard, CACHE_MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload, sync=False)
+                save_checked(shard, CACHE_MAGIC, {"fingerprint": self.fingerprint, "folder": folder, "files": group})
         except OSError as exc:  # a read-only checkout still builds, only slower
             log.debug("content cache not written: %s", exc)
 

@@ -80,18 +80,21 @@ def read_quotes(text: str) -> QuoteLines:
             continue
         speaker = SPEAKER.match(line)
         quote = _quote(line)
-        source = pending[2] if pending else None
-        if pending and not (line not in ELISIONS and _stands_alone(quote) and not speaker and not _is_title(line)):
-            left_out.append(pending[:2])  # a speaker or title with no quote after it
+        names_next = bool(speaker) or (quote.source is None and _is_title(line))
+        takes_source = not names_next and line not in ELISIONS and quote.source is None and _stands_alone(quote)
+        if pending and takes_source:
+            quote = Quote(quote.text, pending[2])
+        elif pending:
+            left_out.append(pending[:2])  # a speaker or title with no quote after it to name
         pending = None
-        if speaker or (quote.source is None and _is_title(line)):
+        if names_next:
             pending = (number, line, speaker["name"].strip() if speaker else line)
         elif line in ELISIONS:
             continue
         elif not _stands_alone(quote):
             left_out.append((number, line))
         else:
-            quotes.append(quote if quote.source or source is None else Quote(quote.text, source))
+            quotes.append(quote)
     if pending:
         left_out.append(pending[:2])
     return QuoteLines(quotes, left_out)

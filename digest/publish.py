@@ -6,7 +6,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -173,6 +172,8 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
         ],
     ]
     files = [file for group in groups for file in group]
+    from concurrent.futures import ThreadPoolExecutor  # only a build writes: not every command's start-up
+
     with ThreadPoolExecutor(max_workers=4) as pool:  # each file's fsync waits on the disk, not the GIL
         for group in groups:  # one group written whole before the next starts
             list(pool.map(lambda file: write_atomic(*file), group))

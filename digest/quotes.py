@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import pickle
 import random
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -32,7 +30,7 @@ from pathlib import Path
 from digest.config import Config
 from digest.content import Entry, read_entry
 from digest.errors import Problem
-from digest.files import write_atomic
+from digest.files import load_checked, save_checked
 
 QUOTES_FOLDER = "quotes"  # content/quotes/: undated quotes form the pool
 MAX_QUOTE_BYTES = 1_000_000
@@ -128,23 +126,11 @@ class _PoolCache:
     def save(self) -> None:
         if self.new == self.old:
             return
-        payload = pickle.dumps({"fingerprint": self.fingerprint, "files": self.new}, pickle.HIGHEST_PROTOCOL)
         with contextlib.suppress(OSError):  # a read-only var/: the pool is parsed each time
-            write_atomic(self.path, self.MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload, sync=False)
+            save_checked(self.path, self.MAGIC, {"fingerprint": self.fingerprint, "files": self.new})
 
     def _load(self) -> dict[str, tuple[tuple[int, int], Quote | None, list[Problem]]]:
-        try:
-            raw = self.path.read_bytes()
-        except OSError:
-            return {}
-        size = len(self.MAGIC)
-        payload = raw[size + 4 :]
-        if not raw.startswith(self.MAGIC) or zlib.crc32(payload).to_bytes(4, "big") != raw[size : size + 4]:
-            return {}
-        try:
-            data = pickle.loads(payload)
-        except Exception:  # noqa: BLE001 (pickle raises anything on foreign bytes)
-            return {}
+        data = load_checked(self.path, self.MAGIC)
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
             return {}
         return data["files"]

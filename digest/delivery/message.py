@@ -108,16 +108,16 @@ def room_for_soft_break(encoded: bytes) -> bytes:
 class _Part:
     """One text part, encoded once, with the unsubscribe URL filled in per recipient."""
 
-    def __init__(self, subtype: str, body: str, slot: str):
+    def __init__(self, subtype: str, body: str, slot: str, *, signed: bool = False):
         self.head = (
             f"Content-Type: text/{subtype}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
         self.pieces = [room_for_soft_break(qp_encode(piece)) for piece in body.split(slot)]
-        # the same in DKIM's relaxed form, made once per send; the URL and soft breaks between them have
+        # for DKIM, the same in relaxed form, made once per send; the URL and soft breaks between them have
         # no white space, so joined they give the relaxed part unless a piece ends in a space
-        self.relaxed_head = relaxed_fragment(self.head)
-        self.relaxed_pieces = [relaxed_fragment(piece) for piece in self.pieces]
-        self.relaxes_in_pieces = not any(piece.endswith((b" ", b"\t")) for piece in self.relaxed_pieces)
+        self.relaxed_head = relaxed_fragment(self.head) if signed else b""
+        self.relaxed_pieces = [relaxed_fragment(piece) for piece in self.pieces] if signed else []
+        self.relaxes_in_pieces = signed and not any(p.endswith((b" ", b"\t")) for p in self.relaxed_pieces)
 
     def encode(self, url: bytes) -> list[bytes]:
         return self._join(self.head, self.pieces, url)
@@ -153,9 +153,9 @@ class Composer:
             common.append(headers.mailbox("Reply-To", None, sender.reply_to))
         self.common = "".join(common)
         self.mailto = f"mailto:{sender.address}?subject=unsubscribe"
-        self.text = _Part("plain", email.text, email.slot)
-        self.html = _Part("html", email.html, email.slot)
         self.signer = _dkim_signer(config)
+        self.text = _Part("plain", email.text, email.slot, signed=self.signer is not None)
+        self.html = _Part("html", email.html, email.slot, signed=self.signer is not None)
 
     def compose(self, recipient: Recipient) -> OutgoingMessage:
         url = recipient.unsubscribe_url
