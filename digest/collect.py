@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from digest import editors_note, quotes, urls
 from digest.config import Config
 from digest.content import BIDI_CONTROLS, MAX_ENTRY_BYTES, Entry, read_entry
 from digest.editors_note import EditorsNote
 from digest.errors import ContentError, NothingToDo, Problem
-from digest.files import is_inside, load_checked, save_checked
+from digest.files import is_inside, load_checked, pack_checked, unpack_checked, write_atomic
 from digest.gcpause import stage
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ class _Scanner:
         walked = list(self._walk())
         unchanged = {path for path, key, _ in walked if path in old and old[path].stat == key}
         stale = [(path, key) for path, key, problem in walked if not problem and path not in unchanged]
-        fresh = self._parse_all(stale, old)
+        fresh = self._parse_all(stale, old, unchanged)
         new: dict[str, Cached] = {}
         records: list[Record] = []
         problems: list[Problem] = []
@@ -404,22 +404,32 @@ class _Scanner:
             self._save_cache(new, folders)
         return tuple(records), tuple(problems)
 
-    def _parse_all(self, stale: list[tuple[str, tuple[int, int]]], old: dict[str, Cached]) -> dict[str, Cached]:
+    def _parse_all(
+        self, stale: list[tuple[str, tuple[int, int]]], old: dict[str, Cached], unchanged: set[str]
+    ) -> dict[str, Cached]:
         """Parse the changed files, saving the folders parsed so far every CHECKPOINT_SECONDS: a crash or
         Ctrl-C midway through a cold scan of a large archive keeps what was parsed (each folder's file is
-        written whole once, unless a checkpoint falls in the middle of the folder)."""
-        args = (self.config.site.sections, self.config.site.tz, str(self.config.root))
+        written whole once, unless a checkpoint falls in the middle of the folder). With many files and a
+        core to spare, forked workers parse whole folders and write those folders' cache files themselves
+        (`_Workers`), while this process parses its own share."""
+        sections, tz, root = self.config.site.sections, self.config.site.tz, str(self.config.root)
         fresh: dict[str, Cached] = {}
         pending: set[str] = set()
         saved = time.monotonic()
-        for (path, key), (record, found) in zip(stale, _parse_many([p for p, _ in stale], *args), strict=True):
-            fresh[path] = Cached(key, record, found, None)
-            pending.add(os.path.dirname(path))
-            if time.monotonic() - saved > CHECKPOINT_SECONDS:
-                self._save_cache({**old, **fresh}, pending)
-                self._saved |= pending
-                pending, saved = set(), time.monotonic()
-        self._saved -= pending  # a folder parsed since the last checkpoint may have more files now
+        mine, theirs = _share_out(stale, unchanged)
+        with _Workers(self, old, theirs) as workers:
+            for path, key in mine:
+                record, found = _parse_file(path, sections, tz, root)
+                fresh[path] = Cached(key, record, found, None)
+                pending.add(os.path.dirname(path))
+                if time.monotonic() - saved > CHECKPOINT_SECONDS:
+                    self._save_cache({**old, **fresh}, pending)
+                    self._saved |= pending
+                    pending, saved = set(), time.monotonic()
+            self._saved -= pending  # a folder parsed since the last checkpoint may have more files now
+            for folder, files in workers.results():  # each folder's cache file, as the worker wrote it
+                fresh.update(files)
+                self._saved.add(folder)
         return fresh
 
     def _walk(self) -> Iterator[tuple[str, tuple[int, int], Problem | None]]:
@@ -475,15 +485,21 @@ class _Scanner:
             group = grouped.get(os.path.dirname(path))
             if group is not None:
                 group[path] = cached
+        for folder, group in grouped.items():
+            self._save_folder(folder, group)
+
+    def _save_folder(self, folder: str, files: dict[str, Cached]) -> bytes:
+        """Write one folder's cache file; returns its bytes (a worker hands them to the scanning process)."""
+        shard = self.cache_dir / self._shard_name(folder)
+        packed = pack_checked(CACHE_MAGIC, {"fingerprint": self.fingerprint, "folder": folder, "files": files})
         try:
-            for folder, group in grouped.items():
-                shard = self.cache_dir / self._shard_name(folder)
-                if not group:
-                    shard.unlink(missing_ok=True)
-                    continue
-                save_checked(shard, CACHE_MAGIC, {"fingerprint": self.fingerprint, "folder": folder, "files": group})
+            if files:
+                write_atomic(shard, packed, sync=False)
+            else:
+                shard.unlink(missing_ok=True)
         except OSError as exc:  # a read-only checkout still builds, only slower
             log.debug("content cache not written: %s", exc)
+        return packed
 
 
 CHECKPOINT_SECONDS = 1.0
@@ -492,27 +508,93 @@ CHECKPOINT_SECONDS = 1.0
 PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves
 
 
-def _parse_many(paths: list[str], sections: tuple[str, ...], tz: tzinfo, root: str) -> Iterator[tuple]:
-    """(Record or None, problems) for each path, in order. With many files and several cores, and when
-    forking is safe (no other thread could hold a lock the child inherits), forked workers parse all but
-    this process's share while it parses its own: on 2 cores, one worker and this process split the files,
-    rather than two workers and a process that only waits. This process's share is the smaller, as it also
-    walks the folders, takes the workers' results and writes the cache (10,000 files on 2 cores: a third
-    here, two thirds in the worker, 0.95-1.03 s against 1.13-1.54 s in one process)."""
+def _share_out(
+    stale: list[tuple[str, tuple[int, int]]], unchanged: set[str]
+) -> tuple[list[tuple[str, tuple[int, int]]], list[list[_FolderTask]]]:
+    """This process's files, and the workers' tasks: whole folders, so each worker writes the cache files of
+    the folders it parsed and no folder's file is written twice. On 2 cores this process and one worker
+    take half each: the worker also packs its folders' cache files, which this process would have had to
+    pack anyway, and hands their bytes over. That pays only where the two cores really run at once (see
+    bench/README.md: on a virtual machine whose two CPUs share one host core, it does not)."""
     cores = min(os.cpu_count() or 1, 8)
-    if len(paths) < PARALLEL_MIN_FILES or not _cores_to_spare(cores) or threading.active_count() > 1:
-        for path in paths:
-            yield _parse_file(path, sections, tz, root)
-        return
-    import multiprocessing
+    if len(stale) < PARALLEL_MIN_FILES or not _cores_to_spare(cores) or threading.active_count() > 1:
+        return stale, []
+    folders: dict[str, list[tuple[str, tuple[int, int]]]] = {}
+    for path, key in stale:
+        folders.setdefault(os.path.dirname(path), []).append((path, key))
+    kept: dict[str, list[str]] = {}
+    for path in unchanged:  # a folder's cache file holds its unchanged files too
+        if os.path.dirname(path) in folders:
+            kept.setdefault(os.path.dirname(path), []).append(path)
+    mine: list[tuple[str, tuple[int, int]]] = []
+    tasks: list[_FolderTask] = []
+    share = len(stale) // cores
+    for folder, files in folders.items():
+        if len(mine) < share:
+            mine += files
+        else:
+            tasks.append((folder, files, kept.get(folder, [])))
+    per_task = max(len(tasks) // (4 * (cores - 1)), 1)  # a few tasks per worker: results arrive as they finish
+    return mine, [tasks[i : i + per_task] for i in range(0, len(tasks), per_task)]
 
-    mine, theirs = paths[: len(paths) // (cores + 1)], paths[len(paths) // (cores + 1) :]
-    parse = functools.partial(_parse_file, sections=sections, tz=tz, root=root)
-    with multiprocessing.get_context("fork").Pool(cores - 1) as pool:
-        pending = pool.map_async(parse, theirs, chunksize=max(len(theirs) // (4 * (cores - 1)), 1))
-        for path in mine:
-            yield _parse_file(path, sections, tz, root)
-        yield from pending.get()
+
+_FolderTask = tuple[str, list[tuple[str, tuple[int, int]]], list[str]]  # (folder, files to parse, unchanged files)
+_FORKED: tuple[_Scanner, dict[str, Cached]] | None = None  # what forked workers inherit: the scanner, the old cache
+
+
+class _Workers:
+    """Forked processes that parse whole folders and write their cache files; `results()` gives each folder's
+    files as written. No worker is started when there are no tasks."""
+
+    def __init__(self, scanner: _Scanner, old: dict[str, Cached], tasks: list[list[_FolderTask]]):
+        self.scanner, self.old, self.tasks = scanner, old, tasks
+        self.pool: Any = None
+        self.pending: Any = None
+
+    def __enter__(self) -> _Workers:
+        global _FORKED
+        if self.tasks:
+            import multiprocessing
+
+            _FORKED = (self.scanner, self.old)
+            cores = min(os.cpu_count() or 1, 8)
+            self.pool = multiprocessing.get_context("fork").Pool(cores - 1)
+            self.pending = self.pool.map_async(_parse_folders, self.tasks, chunksize=1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _FORKED
+        _FORKED = None
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def results(self) -> Iterator[tuple[str, dict[str, Cached]]]:
+        if self.pending is None:
+            return
+        for task in self.pending.get():
+            for folder, packed in task:
+                data = unpack_checked(packed, CACHE_MAGIC)
+                if not isinstance(data, dict):
+                    raise RuntimeError(f"a content-scan worker handed over damaged data for {folder}")
+                yield folder, data["files"]
+
+
+def _parse_folders(task: list[_FolderTask]) -> list[tuple[str, bytes]]:
+    """In a forked worker: parse the folders' changed files, write each folder's cache file, and return
+    their bytes (the scanning process unpacks them instead of its own parse)."""
+    if _FORKED is None:
+        raise RuntimeError("_parse_folders runs only in a worker forked by _Workers")
+    scanner, old = _FORKED
+    sections, tz, root = scanner.config.site.sections, scanner.config.site.tz, str(scanner.config.root)
+    done = []
+    for folder, files, unchanged in task:
+        group = {path: old[path] for path in unchanged}
+        for path, key in files:
+            record, found = _parse_file(path, sections, tz, root)
+            group[path] = Cached(key, record, found, None)
+        done.append((folder, scanner._save_folder(folder, dict(sorted(group.items())))))
+    return done
 
 
 def _cores_to_spare(cores: int) -> bool:
@@ -529,9 +611,9 @@ def _parse_file(
         raw = _read_limited(path)
     except OSError as exc:
         return None, (Problem(Path(_relative(path, root)), f"cannot read file: {exc.strerror}"),)
-    parsed = read_entry(Path(path), raw, sections, tz)
+    parsed = read_entry(_SCANNED, raw, sections, tz)  # the entry's path is not kept, and a Path costs 2-5 us
     found: tuple[Problem, ...] = ()
-    if parsed.problems:  # shown relative to the project; most files have none, and a Path costs 5 us
+    if parsed.problems:  # shown relative to the project; most files have none
         shown = Path(_relative(path, root))
         found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in parsed.problems)
     entry = parsed.entry
@@ -547,12 +629,26 @@ def _parse_file(
     return Record(path, fields, month, url_key, digest, parsed.key_lines.get("url"), parsed.body_line), found
 
 
+_SCANNED = Path("scanned")  # what the scan's problems carry until they are given the file's own path
+
+
 def _relative(path: str, root: str) -> str:
     prefix = root.rstrip(os.sep) + os.sep
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def _read_limited(path: Path | str) -> bytes:
-    """Read at most one byte past the entry size limit, so a huge file costs no memory."""
-    with open(path, "rb") as handle:
-        return handle.read(MAX_ENTRY_BYTES + 1)
+def _read_limited(path: Path | str, limit: int = MAX_ENTRY_BYTES) -> bytes:
+    """Read at most one byte past the entry size limit, so a huge file costs no memory. The read asks for
+    the size the file has (plus one byte, to see it grow): asking for the whole limit allocates a 1 MB
+    buffer per file, which took three quarters of the reading time (23 us against 5 us a file)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        want = min(os.fstat(fd).st_size, limit) + 1
+        parts = [os.read(fd, want)]
+        total = len(parts[0])
+        while total == want and total <= limit and (more := os.read(fd, limit + 1 - total)):
+            parts.append(more)  # it grew since fstat: read on, up to the limit
+            total = want = total + len(more)
+        return b"".join(parts)
+    finally:
+        os.close(fd)

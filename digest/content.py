@@ -53,7 +53,24 @@ BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The C safe loader: no Python objects, fast."""
+    """The C safe loader: no Python objects, fast.
+
+    The C parser still asks PyYAML's Python resolver for every scalar's tag, trying the implicit types'
+    patterns one by one; front-matter keys are the same few words in every file, so a plain scalar's tag
+    is remembered (the safe loader has no path resolvers: the tag depends on the text alone).
+    """
+
+    _resolved: dict[str, str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode or not implicit[0] or len(value) > 40:
+            return super().resolve(kind, value, implicit)
+        tag = self._resolved.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._resolved) < 4096:
+                self._resolved[value] = tag
+        return tag
 
 
 def _lenient(construct: Any) -> Any:
@@ -107,9 +124,36 @@ def load_front_matter(front: str) -> tuple[Any, dict[str, int]]:
         lines = {}
         if isinstance(node, yaml.MappingNode):
             lines = {key.value: key.start_mark.line for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+            flat = _flat_mapping(loader, node)
+            if flat is not None:
+                return flat, lines
         return loader.construct_document(node), lines
     finally:
         loader.dispose()
+
+
+_STR, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map"
+
+
+def _flat_mapping(loader: Any, node: yaml.MappingNode) -> dict | None:
+    """The common front matter, text keys with scalar values, built from the composed nodes as the safe
+    constructor builds it, without its generic machinery (a third of the load); None for anything else
+    (a list, a merge key, a tag of its own), which takes the general way."""
+    if node.tag != _MAP:
+        return None
+    constructors = loader.yaml_constructors
+    flat = {}
+    for key, value in node.value:
+        if key.tag != _STR or not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
+            return None
+        if value.tag == _STR:
+            flat[key.value] = value.value
+            continue
+        build = constructors.get(value.tag)
+        if build is None:
+            return None
+        flat[key.value] = build(loader, value)
+    return flat
 
 
 _HANDLER = SAFE_YAML = _SafeYAML()

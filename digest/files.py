@@ -48,25 +48,20 @@ def is_inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def save_checked(path: Path, magic: bytes, value: object) -> None:
-    """A cache file: `magic`, a CRC-32 of the pickle, the pickle; written atomically, not synced (a file a
-    power cut damaged fails its checksum and is only a cache miss). OSError is the caller's to ignore."""
+def pack_checked(magic: bytes, value: object) -> bytes:
+    """`magic`, a CRC-32 of the pickle, the pickle: the bytes of a cache file."""
     import pickle
     import zlib
 
     payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    write_atomic(path, magic + zlib.crc32(payload).to_bytes(4, "big") + payload, sync=False)
+    return magic + zlib.crc32(payload).to_bytes(4, "big") + payload
 
 
-def load_checked(path: Path, magic: bytes) -> object | None:
-    """What `save_checked` wrote, or None for a missing, damaged or foreign file: never an error."""
+def unpack_checked(raw: bytes, magic: bytes) -> object | None:
+    """What `pack_checked` packed, or None for damaged or foreign bytes: never an error."""
     import pickle
     import zlib
 
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
     checksum, payload = raw[len(magic) : len(magic) + 4], raw[len(magic) + 4 :]
     if not raw.startswith(magic) or zlib.crc32(payload).to_bytes(4, "big") != checksum:
         return None
@@ -74,3 +69,18 @@ def load_checked(path: Path, magic: bytes) -> object | None:
         return pickle.loads(payload)
     except Exception:  # noqa: BLE001 (pickle raises anything on foreign bytes)
         return None
+
+
+def save_checked(path: Path, magic: bytes, value: object) -> None:
+    """A cache file (`pack_checked`), written atomically, not synced (a file a power cut damaged fails its
+    checksum and is only a cache miss). OSError is the caller's to ignore."""
+    write_atomic(path, pack_checked(magic, value), sync=False)
+
+
+def load_checked(path: Path, magic: bytes) -> object | None:
+    """What `save_checked` wrote, or None for a missing, damaged or foreign file: never an error."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    return unpack_checked(raw, magic)

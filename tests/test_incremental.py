@@ -278,6 +278,7 @@ def test_a_cold_scan_in_worker_processes_finds_what_one_process_finds(project, m
     project.write("2025/01/broken.md", "---\ntitle: [unclosed\n---\n")
     monkeypatch.setattr(collect, "PARALLEL_MIN_FILES", 10**9)
     one = scanned(project), collect.load_archive(project.config(), strict=False).problems
+    cache_files = content_cache(project)
     shutil.rmtree(project.root / "var/cache/content")
     monkeypatch.setattr(collect, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(collect.os, "cpu_count", lambda: 2)
@@ -289,6 +290,21 @@ def test_a_cold_scan_in_worker_processes_finds_what_one_process_finds(project, m
     many = scanned(project), collect.load_archive(project.config(), strict=False).problems
     assert contexts == ["fork"]  # the first scan forked; the second read the cache
     assert many == one
+    assert content_cache(project) == cache_files  # the worker wrote its folder's cache file as one process would
+
+
+def content_cache(project) -> dict:
+    """Each content-cache file's folder and files, unpacked."""
+    from digest import collect
+    from digest.files import load_checked
+
+    shards = {}
+    for shard in (project.root / "var/cache/content").glob("*.pickle"):
+        data = load_checked(shard, collect.CACHE_MAGIC)
+        assert isinstance(data, dict)
+        shards[data["folder"]] = data["files"]
+    assert len(shards) == 2
+    return shards
 
 
 def test_the_months_link_warnings_are_said_on_every_build_cached_or_not(project, cli):

@@ -1,0 +1,75 @@
+"""The front-matter loader's short cuts (a flat mapping built from the nodes, remembered scalar tags)
+give exactly what PyYAML's own safe loader gives, for generated YAML that hits the implicit types."""
+
+from __future__ import annotations
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digest import content
+
+
+class _Reference(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader with the same lenient timestamps and integers: the slow, plain way."""
+
+
+for _tag, _build in (
+    ("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_timestamp),
+    ("tag:yaml.org,2002:int", yaml.constructor.SafeConstructor.construct_yaml_int),
+):
+    _Reference.add_constructor(_tag, content._lenient(_build))
+
+
+def reference(front: str) -> object:
+    return yaml.load(front, Loader=_Reference)  # noqa: S506 (a safe loader)
+
+
+# Scalars a writer types, and the look-alikes of YAML's implicit types: dates, times, numbers, booleans,
+# nulls, octal and hex, infinities, merge and value keys, quoted forms of each.
+plain = st.sampled_from(
+    [
+        "2025-02-03", "2025-02-30", "2025-02-03 10:00:00", "2025-02-03T10:00:00+01:00", "2025-2-3",
+        "12", "012", "0x1F", "0o17", "1_000", "1e3", "1.5", ".inf", "-.inf", ".nan", "+12", "-0",
+        "yes", "no", "true", "False", "on", "OFF", "null", "~", "Null", "=", "<<", "Articles and Blogs",
+        "https://example.com/a?b=c#d", "Café — 读书笔记", "שלום", "emoji 🎉", "title", "url", "a: b",
+    ]
+)  # fmt: skip
+words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
+
+
+def scalar(value: str) -> st.SearchStrategy[str]:
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    single = value.replace("'", "''")
+    return st.sampled_from([value, f'"{quoted}"', f"'{single}'"])
+
+
+values = st.one_of(plain.flatmap(scalar), words.flatmap(scalar), st.just("[a, b]"), st.just("!!str 12"), st.just(""))
+keys = st.one_of(st.sampled_from(content.KNOWN_KEYS + ("<<", "1", "true", "null", "? x")), words.map(repr))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(keys, values), max_size=8), st.booleans())
+def test_the_fast_load_equals_the_safe_loaders(pairs, with_anchor):
+    lines = [f"{key}: {value}" for key, value in pairs]
+    if with_anchor and lines:
+        lines[0] = lines[0].replace(": ", ": &first ", 1)
+        lines.append("again: *first")
+    front = "\n".join(lines) + "\n"
+    try:
+        expected = reference(front)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        try:
+            content.load_front_matter(front)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            return
+        raise AssertionError(f"the reference refused {front!r} ({exc}), the fast load did not") from None
+    loaded, _ = content.load_front_matter(front)
+    assert loaded == expected and [type(v) for v in (loaded or {}).values()] == [
+        type(v) for v in (expected or {}).values()
+    ], front
+
+
+def test_a_scalars_tag_is_remembered_by_its_text_only_for_plain_scalars():
+    loaded, _ = content.load_front_matter("a: 12\nb: '12'\nc: \"12\"\nd: 12\n")
+    assert loaded == {"a": 12, "b": "12", "c": "12", "d": 12}
