@@ -6,9 +6,11 @@ import calendar
 import functools
 import hashlib
 import logging
+import operator
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -108,8 +110,17 @@ class Record:
         return self.fields.body
 
     def entry(self) -> Entry:
-        folder, _, name = self.path.rpartition(os.sep)
-        return Entry(_folder(folder) / name, *self.fields)
+        """The entry, made once per record: a long-running process (`digest preview`, `digest serve`) keeps
+        the records of content-cache files it has read (`_Scanner._load_shard`), and their entries with them."""
+        made = self.__dict__.get("_entry")
+        if made is None:
+            folder, _, name = self.path.rpartition(os.sep)
+            made = Entry(_folder(folder) / name, *self.fields)
+            object.__setattr__(self, "_entry", made)
+        return made
+
+    def __getstate__(self) -> dict:
+        return {name: value for name, value in self.__dict__.items() if name != "_entry"}  # the cache keeps fields
 
 
 class Cached(NamedTuple):
@@ -296,8 +307,9 @@ def load_archive(config: Config, *, strict: bool = True, link_warnings: bool = F
     Picking a month needs only the front matter: the commentary's Markdown is parsed for its link
     warnings only with `link_warnings` (`digest check`), or per month (`month_link_warnings`).
     """
-    records, problems = _Scanner(config).scan(link_warnings=link_warnings)
-    notes, note_problems = editors_note.load_notes(config, links=link_warnings)
+    scanner = _Scanner(config)
+    records, problems = scanner.scan(link_warnings=link_warnings)
+    notes, note_problems = editors_note.load_notes(config, links=link_warnings, paths=scanner.notes)
     pool, pool_problems = quotes.load_pool(config)
     found = problems + tuple(_duplicate_urls(records, config)) + tuple(note_problems + pool_problems)
     archive = Archive(config, records, found, notes, pool)
@@ -369,6 +381,7 @@ class _Scanner:
         self.root = config.paths.content
         self.cache_dir = config.var_dir / "cache" / "content"
         self._saved: set[str] = set()  # folders whose cache file a checkpoint already wrote whole
+        self.notes: list[Path] = []  # the editors' notes (`_issue.md`) the walk came across
         self.fingerprint = (CACHE_VERSION, config.site.sections, config.site.timezone, str(self.root))
 
     def scan(self, *, link_warnings: bool = False) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
@@ -380,6 +393,7 @@ class _Scanner:
             )
             return (), (missing,)
         old = self._load_cache()
+        self.notes = []
         walked = list(self._walk())
         unchanged = {path for path, key, _ in walked if path in old and old[path].stat == key}
         stale = [(path, key) for path, key, problem in walked if not problem and path not in unchanged]
@@ -437,9 +451,11 @@ class _Scanner:
         while stack:
             folder = stack.pop()
             with os.scandir(folder) as it:
-                items = sorted(it, key=lambda d: d.name)
+                items = sorted(it, key=_NAME)
             for item in items:
                 if item.name.startswith(".") or (item.name.startswith("_") and not item.is_dir()):
+                    if item.name == editors_note.NOTE_NAME:
+                        self.notes.append(Path(item.path))
                     continue  # hidden files, and `_issue.md` and the like: not entries (editors_note)
                 if folder == str(self.root) and item.name == quotes.QUOTES_FOLDER:
                     continue  # the quote pool (quotes.load_pool)
@@ -470,10 +486,27 @@ class _Scanner:
         return files
 
     def _load_shard(self, path: Path) -> dict[str, Cached]:
+        """One folder's cache file; the same file read again by this process (same inode, mtime and size) is
+        taken from memory, which is what a long-running process rebuilding on every edit spends most on."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return {}
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size, self.fingerprint)
+        with _READ_LOCK:
+            kept = _READ_SHARDS.get(str(path))
+            if kept is not None and kept[0] == seen:
+                _READ_SHARDS.move_to_end(str(path))
+                return kept[1]
         data = load_checked(path, CACHE_MAGIC)
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
             return {}
-        return data["files"] if path.name == self._shard_name(data.get("folder", "")) else {}
+        files = data["files"] if path.name == self._shard_name(data.get("folder", "")) else {}
+        with _READ_LOCK:
+            _READ_SHARDS[str(path)] = (seen, files)
+            while len(_READ_SHARDS) > SHARDS_KEPT:
+                _READ_SHARDS.popitem(last=False)
+        return files
 
     def _shard_name(self, folder: str) -> str:
         return hashlib.blake2b(folder.encode(), digest_size=10).hexdigest() + ".pickle"
@@ -503,6 +536,10 @@ class _Scanner:
 
 
 CHECKPOINT_SECONDS = 1.0
+_NAME = operator.attrgetter("name")
+SHARDS_KEPT = 4096  # content-cache files a process keeps in memory (least recently read go first)
+_READ_SHARDS: OrderedDict[str, tuple[tuple[Any, ...], dict[str, Cached]]] = OrderedDict()
+_READ_LOCK = threading.Lock()
 
 
 PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves

@@ -116,12 +116,17 @@ def with_html(note: EditorsNote) -> EditorsNote:
 _MONTH_FOLDER = re.compile(r"(\d{4})/(0[1-9]|1[0-2])")
 
 
-def load_notes(config: Config, *, links: bool = False) -> tuple[dict[date, EditorsNote], list[Problem]]:
+def load_notes(
+    config: Config, *, links: bool = False, paths: list[Path] | None = None
+) -> tuple[dict[date, EditorsNote], list[Problem]]:
     """Every month's `_issue.md` (content/YYYY/MM/), and the problems found; with `links`, the
-    Markdown's link warnings too (`digest check`)."""
+    Markdown's link warnings too (`digest check`). `paths`: the notes the content scan came across
+    (else content/ is searched for them)."""
     root = config.paths.content
     notes, problems = {}, []
-    for path in sorted(root.rglob(NOTE_NAME)) if root.is_dir() else ():
+    if paths is None:
+        paths = list(root.rglob(NOTE_NAME)) if root.is_dir() else []
+    for path in sorted(paths):
         shown = path.relative_to(config.root) if path.is_relative_to(config.root) else path
         folder = _MONTH_FOLDER.fullmatch(path.parent.relative_to(root).as_posix())
         if folder is None:

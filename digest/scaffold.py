@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
 
-from digest.config import CONFIG_NAME, Config
+from digest.config import CONFIG_NAME, Config, make_config
+from digest.settings import Invalid
 from digest.errors import DigestError
 
 if TYPE_CHECKING:
@@ -211,11 +211,11 @@ def _sender_address(base_url: str) -> str:
 def _validate(text: str, folder: Path) -> Config:
     """The file as `load_config` will read it; a value the models refuse is named here, before writing."""
     try:
-        return Config(**tomllib.loads(text), root=folder.resolve())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InitError(f"{where}: {first['msg'].removeprefix('Value error, ')}; nothing was written") from None
+        return make_config(tomllib.loads(text), folder.resolve())
+    except Invalid as exc:
+        first = exc.mistakes[0]
+        where = ".".join(str(part) for part in first.loc)
+        raise InitError(f"{where}: {first.message}; nothing was written") from None
 
 
 def _example_entry(config: Config, now: datetime | None) -> EntryFile:

@@ -157,3 +157,78 @@ def test_load_config_raises_config_errors_only(tmp_path):
     path.write_bytes(b"\xff\xfe" + to_toml(site_settings()).encode("utf-16-le"))
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_config(path)
+
+
+# -- the tables' rules (digest/settings.py), straight through make_config ---------------------------------------
+
+
+def table_mistakes(tmp_path, **tables) -> list[str]:
+    from digest.config import make_config
+    from digest.settings import Invalid
+
+    settings = site_settings()
+    for name, values in tables.items():
+        if values is None:
+            settings.pop(name, None)
+        elif isinstance(values, dict):
+            settings.setdefault(name, {}).update(values)
+        else:
+            settings[name] = values
+    try:
+        make_config(settings, tmp_path)
+    except Invalid as exc:
+        return [f"{'.'.join(map(str, m.loc))}: {m}" for m in exc.mistakes]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("tables", "expected"),
+    [
+        ({"smtp": {"port": 0}}, ["smtp.port: Input should be greater than or equal to 1 (got 0)"]),
+        ({"smtp": {"port": 70000}}, ["smtp.port: Input should be less than or equal to 65535 (got 70000)"]),
+        ({"smtp": {"timeout": 0}}, ["smtp.timeout: Input should be greater than 0 (got 0)"]),
+        ({"smtp": {"security": "ssl"}}, ["smtp.security: Input should be 'none', 'starttls' or 'tls' (got 'ssl')"]),
+        ({"email": {"overflow": "cut"}}, ["email.overflow: Input should be 'link' or 'refuse' (got 'cut')"]),
+        ({"site": {"sections": []}}, ["site.sections: should have at least 1 item (got [])"]),
+        ({"site": {"sections": ["News", 3]}}, ["site.sections.1: Input should be a valid string (got 3)"]),
+        ({"site": {"sections": "News"}}, ["site.sections: Input should be a valid array (got 'News')"]),
+        ({"site": {"title": "  "}}, ["site.title: must not be empty (got '  ')"]),
+        ({"site": {"notes_section": "news"}}, ["site: notes_section 'news' is also one of sections: give notes their own name"]),
+        ({"delivery": {"recipients": ["ok@example.com", "nope"]}}, ["delivery.recipients.1: 'nope' is not a valid email address: An email address must have an @-sign. (got 'nope')"]),
+        ({"feeds": "twelve"}, ["feeds: should be a table of keys (got 'twelve')"]),
+        ({"sender": None}, ["sender: required key is missing"]),
+        ({"paths": {"content": 3}}, ["paths.content: Input is not a valid path (got 3)"]),
+        ({"bounces": {"every_minutes": 5}}, [": [bounces] every_minutes needs a mailbox: set [bounces] maildir or an [imap] table"]),
+        ({"schedule": {"hour": 7, "day_of_week": "mon-fri"}}, []),  # a whole number is fine for a cron field
+        ({"schedule": {"hour": True}}, ["schedule.hour: Input should be a valid string (got True)"]),
+        ({"schedule": {"hour": "25"}}, ["schedule.hour: not a valid schedule: Error validating expression '25': the last value (25) is higher than the maximum value (23) (got '25')"]),
+        ({"smtp": {"port": 1, "bogus": 2, "timeout": "x"}}, ["smtp.timeout: Input should be a valid number (got 'x')", "smtp.bogus: unknown key (check the spelling; see the README for the keys this table takes)"]),
+    ],
+)  # fmt: skip
+def test_each_rule_names_its_key_and_says_what_is_wrong(tmp_path, tables, expected):
+    assert table_mistakes(tmp_path, **tables) == expected
+
+
+def test_a_valid_config_keeps_what_the_checks_made_of_it(tmp_path):
+    from digest.config import make_config
+
+    settings = site_settings()
+    settings["site"]["base_url"] = "https://links.example.com"
+    settings["schedule"] = {"hour": 7}
+    settings["sender"]["address"] = "Digest@Links.Example.COM"
+    settings["delivery"]["retry_backoff"] = 30
+    config = make_config(settings, tmp_path)
+    assert config.site.base_url == "https://links.example.com/"  # the slash the links need
+    assert config.schedule.hour == "7" and config.delivery.retry_backoff == 30.0
+    assert isinstance(config.delivery.retry_backoff, float)
+    assert config.sender.address == "digest@links.example.com"
+    assert config.paths.content == tmp_path / "content" and config.var_dir == tmp_path / "var"
+    assert config == make_config(settings, tmp_path) and hash(config) == hash(make_config(settings, tmp_path))
+
+
+def test_reading_the_config_imports_no_validation_framework():
+    import subprocess
+    import sys
+
+    code = "import sys; import digest.config; print(sorted(m for m in ('pydantic', 'email_validator') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -227,8 +227,8 @@ def test_composer_messages_verify_for_any_unicode(
 ):
     slot = rendered.slot  # where each reader's unsubscribe URL goes
     email = dataclasses.replace(rendered, subject=subject, text=f"{text}\n{slot}\n{text}", html=f"{html}{slot}")
-    site = config.site.model_copy(update={"title": title})
-    custom = config.model_copy(update={"sender": config.sender.model_copy(update={"name": sender}), "site": site})
+    site = dataclasses.replace(config.site, title=title)
+    custom = dataclasses.replace(config, sender=dataclasses.replace(config.sender, name=sender), site=site)
     raw = compose(custom, email, name=name, address=f"{local}@example.com")
     assert verified(raw, keys) == [True, True]
     assert body_hash_once_per_send(custom, email) == body_hash_of_whole_message(custom, email)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from dataclasses import replace
+
 import pytest
 from test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture
 
@@ -74,13 +76,7 @@ def emails(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("contrast")
     (root / "digest.toml").write_text(to_toml(site_settings("America/New_York")))
     config = load_config(root / "digest.toml")
-    config = config.model_copy(
-        update={
-            "paths": config.paths.model_copy(
-                update={"content": REPO / "content", "templates": REPO / "digest" / "theme"}
-            )
-        }
-    )
+    config = replace(config, paths=replace(config.paths, content=REPO / "content", templates=REPO / "digest" / "theme"))
     archive = load_archive(config)
     files = {}
     for month in (date(2025, 2, 1), date(2024, 12, 1), date(2025, 6, 1)):  # links, note and quote; cut; notes

@@ -5,6 +5,7 @@ subscriber in `To`; and verifies with dkimpy when a key is configured."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 import re
 from datetime import UTC, date, datetime
 from email import errors, message_from_bytes, message_from_string, policy
@@ -73,12 +74,11 @@ def base_config(tmp_path_factory):
 
 
 def configured(config, *, title: str, sender_name: str, subject: str):
-    return config.model_copy(
-        update={
-            "site": config.site.model_copy(update={"title": title}),
-            "sender": config.sender.model_copy(update={"name": sender_name}),
-            "email": EmailConfig(subject=subject),
-        }
+    return replace(
+        config,
+        site=replace(config.site, title=title),
+        sender=replace(config.sender, name=sender_name),
+        email=EmailConfig(subject=subject),
     )
 
 
@@ -200,9 +200,7 @@ def dkim_config(base_config, tmp_path_factory):
     )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-    config = base_config.model_copy(
-        update={"dkim": DkimConfig(selector="s2026", domain="links.example.com", key_file=path)}
-    )
+    config = replace(base_config, dkim=DkimConfig(selector="s2026", domain="links.example.com", key_file=path))
     return config, record
 
 

@@ -26,7 +26,7 @@ from test_hostile import executable
 from digest import tokens
 from digest.adding import add_entry
 from digest.collect import month_bounds, month_of
-from digest.config import Config
+from digest.config import Config, make_config
 from digest.content import Entry, parse_entry
 from digest.editors_note import parse_note
 from digest.errors import DigestError, Problem
@@ -56,10 +56,12 @@ INVISIBLE = ("Cf", "Cc", "Zs", "Zl", "Zp")
 
 def config(root: Path) -> Config:
     (root / "content").mkdir(exist_ok=True)
-    return Config(
-        site={"title": "T", "description": "D", "author": "A", "base_url": "https://e.com/", "timezone": "Europe/Berlin", "sections": list(SECTIONS)},
-        sender={"name": "T", "address": "t@e.com"},
-        root=root,
+    return make_config(
+        {
+            "site": {"title": "T", "description": "D", "author": "A", "base_url": "https://e.com/", "timezone": "Europe/Berlin", "sections": list(SECTIONS)},
+            "sender": {"name": "T", "address": "t@e.com"},
+        },
+        root,
     )  # fmt: skip
 
 

@@ -307,3 +307,36 @@ def test_a_site_template_overrides_only_its_own_file(new_project):
     rendered = render_email(load_archive(config).issue(FEBRUARY), config)
     assert rendered.text.startswith("Only this: ")
     assert "<!DOCTYPE html>" in rendered.html and rendered.shown == 3  # the MJML still comes from the theme
+
+
+PLAIN_PREMAILER = """
+import logging, sys
+import premailer
+html = sys.stdin.read()
+sys.stdout.write(premailer.Premailer(html, keep_style_tags=True, strip_important=False, allow_network=False,
+                 disable_validation=True, cssutils_logging_level=logging.CRITICAL).transform())
+"""
+
+
+@pytest.mark.parametrize("month", ["2024/07", "2025/02", "2025/06"])
+def test_inlining_without_the_validating_parse_gives_what_premailer_gives(project, monkeypatch, month):
+    """digest.render.email._premailer skips a validation premailer makes despite disable_validation: the
+    shipped months' emails inline to the same bytes as with premailer left alone (in a process of its own)."""
+    import subprocess
+    import sys
+
+    from digest.render import email as email_module
+
+    project.copy_shipped(month)
+    config = project.config()
+    archive = load_archive(config)
+    captured = []
+    inline = email_module.inline_css
+    monkeypatch.setattr(email_module, "inline_css", lambda html: captured.append(html) or inline(html))
+    render_email(archive.issue(archive.months()[-1]), config)
+    assert captured
+    for html in captured:
+        plain = subprocess.run(
+            [sys.executable, "-c", PLAIN_PREMAILER], input=html, capture_output=True, text=True, check=True
+        ).stdout
+        assert inline(html) == plain

@@ -19,7 +19,7 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from digest.collect import Archive, month_link_warnings
-from digest.config import Config
+from digest.config import Config, tables_json
 from digest.errors import Problem
 from digest.files import write_atomic
 from digest.render import template_folders
@@ -54,7 +54,7 @@ def code_version() -> str:
 def inputs_key(config: Config) -> str:
     """What every month's renders share: code, the relevant configuration and every template's bytes."""
     h = hashlib.blake2b(code_version().encode(), digest_size=16)
-    h.update(config.model_dump_json(include=CONFIG_TABLES).encode())
+    h.update(tables_json(config, CONFIG_TABLES).encode())
     for folder in template_folders(config.paths.templates):  # the theme's files, then the site's overrides
         for path in sorted(folder.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
@@ -124,7 +124,7 @@ class RenderCache:
         return _key(self.inputs, *(self.month_key(m) for m in months))
 
     def feeds_key(self, recent: Sequence[date]) -> str:
-        return _key(self.inputs, self.config.feeds.model_dump_json(), *(self.month_key(m) for m in recent))
+        return _key(self.inputs, tables_json(self.config, {"feeds"}), *(self.month_key(m) for m in recent))
 
     def get(self, name: str, key: str) -> bytes | None:
         """What `put` saved under `name` for `key`; None if absent, for other inputs, or damaged."""
