@@ -110,17 +110,8 @@ class Record:
         return self.fields.body
 
     def entry(self) -> Entry:
-        """The entry, made once per record: a long-running process (`digest preview`, `digest serve`) keeps
-        the records of content-cache files it has read (`_Scanner._load_shard`), and their entries with them."""
-        made = self.__dict__.get("_entry")
-        if made is None:
-            folder, _, name = self.path.rpartition(os.sep)
-            made = Entry(_folder(folder) / name, *self.fields)
-            object.__setattr__(self, "_entry", made)
-        return made
-
-    def __getstate__(self) -> dict:
-        return {name: value for name, value in self.__dict__.items() if name != "_entry"}  # the cache keeps fields
+        folder, _, name = self.path.rpartition(os.sep)
+        return Entry(_folder(folder) / name, *self.fields)
 
 
 class Cached(NamedTuple):
@@ -130,6 +121,11 @@ class Cached(NamedTuple):
     record: Record | None
     problems: tuple[Problem, ...]
     links: tuple[Problem, ...] | None  # the commentary's link warnings, once `digest check` asked for them
+
+
+ISSUES_KEPT = 2048  # issues (without HTML) a process keeps, least recently used first out
+_MADE: OrderedDict[tuple[Any, ...], Issue] = OrderedDict()
+_MADE_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -203,19 +199,38 @@ class Archive:
 
     @stage
     def issue(self, month: date, *, html: bool = True) -> Issue:
-        """The issue for `month` (commentary rendered unless `html` is False); NothingToDo if empty."""
-        chosen = [r.entry() for r in self.by_month.get(month, ())]
-        if not chosen:
+        """The issue for `month` (commentary rendered unless `html` is False); NothingToDo if empty.
+
+        Without HTML, an issue made from the same files, note, quote and settings is taken from this
+        process's memory (`_MADE`): `digest preview` and the web front list every month on each render.
+        """
+        records = self.by_month.get(month, ())
+        if not records:
             raise NothingToDo(f"no entries for {month:%Y-%m}: nothing to build or send")
         note = self.notes.get(month)
         pooled = self.pool_quote(month)
         if html:
             from digest.render.markdown import with_html  # the renderers load only when something renders
 
-            chosen = [with_html(e) for e in chosen]
+            chosen = [with_html(r.entry()) for r in records]
             note = editors_note.with_html(note) if note else None
             pooled = quotes.with_html(pooled) if pooled else None
-        return make_issue(month, chosen, self.config, note, pooled)
+            return make_issue(month, chosen, self.config, note, pooled)
+        made_from = (
+            month, self.config.site, self.config.email, tuple((r.path, r.digest) for r in records),
+            note.digest if note else None, (pooled.key, pooled.digest) if pooled else None,
+        )  # fmt: skip
+        with _MADE_LOCK:
+            issue = _MADE.get(made_from)
+            if issue is not None:
+                _MADE.move_to_end(made_from)
+                return issue
+        issue = make_issue(month, [r.entry() for r in records], self.config, note, pooled)
+        with _MADE_LOCK:
+            _MADE[made_from] = issue
+            while len(_MADE) > ISSUES_KEPT:
+                _MADE.popitem(last=False)
+        return issue
 
     def recent(self, count: int) -> tuple[Issue, ...]:
         """The newest `count` issues, oldest first (the order feeds are written in)."""
@@ -247,9 +262,13 @@ def make_issue(
     order = {name: i for i, name in enumerate(config.site.sections)}
     chosen.sort(key=lambda e: (order[e.section], e.date, e.path.name))
     entries = [e for e in chosen if e.kind != "quote"]
-    groups = [SectionGroup(s, tuple(e for e in entries if e.kind == "link" and e.section == s)) for s in order]
-    groups.append(SectionGroup(config.site.notes_section, tuple(e for e in entries if e.kind == "note")))
-    dated = [e for e in sorted(chosen, key=lambda e: (e.date, e.path.name)) if e.kind == "quote"]
+    grouped: dict[str, list[Entry]] = {name: [] for name in order}
+    notes: list[Entry] = []
+    for e in entries:  # one pass, in the sorted order
+        (grouped[e.section] if e.kind == "link" else notes).append(e)
+    groups = [SectionGroup(name, tuple(members)) for name, members in grouped.items()]
+    groups.append(SectionGroup(config.site.notes_section, tuple(notes)))
+    dated = sorted((e for e in chosen if e.kind == "quote"), key=lambda e: (e.date, e.path.name))
     shown = tuple(quotes.from_entry(e) for e in dated) or ((pooled,) if pooled else ())
     key = f"{month:%Y-%m}"
     subject = config.email.subject.format(
@@ -295,8 +314,13 @@ def count_words(entries: tuple[Entry, ...] | list[Entry], quote_count: int = 0) 
 
 
 def _preheader(entries: list[Entry], quote_count: int, limit: int = 140) -> str:
-    titles = "; ".join(BIDI_CONTROLS.sub("", e.title) for e in entries)  # no title reverses the next
-    text = f"{count_words(entries, quote_count)} this month" + (f": {titles}" if titles else "")
+    text = f"{count_words(entries, quote_count)} this month"
+    titles: list[str] = []
+    for entry in entries:  # only as many titles as can show: the text is cut at `limit`
+        titles.append(BIDI_CONTROLS.sub("", entry.title))  # no title reverses the next
+        if len(text) + sum(len(t) + 2 for t in titles) > limit:
+            break
+    text += f": {'; '.join(titles)}" if titles else ""
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
@@ -487,7 +511,8 @@ class _Scanner:
 
     def _load_shard(self, path: Path) -> dict[str, Cached]:
         """One folder's cache file; the same file read again by this process (same inode, mtime and size) is
-        taken from memory, which is what a long-running process rebuilding on every edit spends most on."""
+        taken from memory: a long-running process (`digest preview`, `digest serve`) rebuilding on every edit
+        would otherwise unpickle the whole archive each time."""
         try:
             stat = os.stat(path)
         except OSError:

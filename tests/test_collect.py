@@ -237,3 +237,26 @@ def test_a_months_warnings_are_matched_by_the_whole_path_not_the_file_name(new_p
     assert "1 warning(s) in other months' entries" in result.err, result.err
     result = cli(project.root, "build", "--month", "2024-12")
     assert result.code == 0 and "content/2024/12/notes.md:5: unknown front-matter key 'tage'" in result.err, result.err
+
+
+def test_the_preheader_takes_only_the_titles_that_show_and_reads_as_if_it_took_all():
+    import random
+    from pathlib import Path
+
+    from digest.collect import BIDI_CONTROLS, _preheader, count_words
+    from digest.content import Entry
+
+    def whole(entries, quotes, limit=140):  # every title joined, then cut: what the preheader must equal
+        titles = "; ".join(BIDI_CONTROLS.sub("", e.title) for e in entries)
+        text = f"{count_words(entries, quotes)} this month" + (f": {titles}" if titles else "")
+        return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+    rng = random.Random(7)
+    words = ["a", "Café", "读书笔记", "שלום", "\u202eevil", "word", "longer words here", "🎉", "x" * 60]
+    for _ in range(500):
+        entries = [
+            Entry(Path(f"{n}.md"), " ".join(rng.choices(words, k=rng.randint(1, 6))), None, datetime(2025, 2, 1), "S")
+            for n in range(rng.randint(0, 40))
+        ]
+        quotes = rng.randint(0, 2)
+        assert _preheader(entries, quotes) == whole(entries, quotes)

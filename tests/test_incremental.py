@@ -366,3 +366,42 @@ def test_a_content_cache_of_the_old_layout_is_rebuilt_not_misread(project):
     assert isinstance(cached, collect.Cached) and isinstance(cached.record.fields, collect.EntryFields)
     assert cached.record.fields.title == "Über — 東京 ✨"
     assert collect.load_archive(config).entries == archive.entries  # and the new file is read back the same
+
+
+def test_a_long_running_process_sees_every_change_its_memory_of_the_archive_could_hide(archive, tmp_path):
+    """The content-cache files and the issues a process keeps in memory (`digest preview`, `digest serve`) give
+    what a new process gives, after each kind of change: an edit that keeps the file's size, a file moved to
+    another folder of the same month, a setting changed, a cache file rewritten in place."""
+    from dataclasses import replace
+
+    from digest import collect
+
+    def issues(config) -> list:
+        archive = collect.load_archive(config)
+        return [archive.issue(m, html=False) for m in archive.months()]
+
+    def from_scratch(config) -> list:
+        collect._READ_SHARDS.clear()
+        collect._MADE.clear()
+        return issues(config)
+
+    config = archive.config()
+    assert issues(config) == from_scratch(config)
+    issues(config)  # now from memory
+
+    entry = archive.content / "2024/12/2024-12-1.md"
+    touch(entry, entry.read_text().replace("Commentary on", "Commentary in"))  # the same size
+    assert issues(config) == from_scratch(config)
+
+    (archive.content / "2025/01/sub").mkdir()
+    (archive.content / "2025/01/2025-01-1.md").rename(archive.content / "2025/01/sub/2025-01-1.md")
+    seen = issues(config)
+    assert seen == from_scratch(config)
+    assert any("sub" in str(e.path) for i in seen for e in i.entries)
+
+    renamed = replace(config, site=replace(config.site, title="Another Title"))
+    assert issues(renamed) == from_scratch(renamed) != from_scratch(config)
+
+    shard = next((archive.root / "var/cache/content").glob("*.pickle"))
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")  # damaged in place: the checksum fails, the files are read
+    assert issues(config) == from_scratch(config)
