@@ -114,6 +114,11 @@ class _SafeYAML(YAMLHandler):
 def load_front_matter(front: str) -> tuple[Any, dict[str, int]]:
     """The front matter's value and the 0-based line (within `front`) of each top-level key, taken
     from the parser's marks in the same single load: no second scan of the text."""
+    simple = _simple_front_matter(front)
+    return simple if simple is not None else _parsed_front_matter(front)
+
+
+def _parsed_front_matter(front: str) -> tuple[Any, dict[str, int]]:
     if _yaml_depth(front) > MAX_FRONT_MATTER_DEPTH:
         raise yaml.YAMLError(f"nested more than {MAX_FRONT_MATTER_DEPTH} levels deep")
     loader = _Loader(front)
@@ -133,6 +138,46 @@ def load_front_matter(front: str) -> tuple[Any, dict[str, int]]:
 
 
 _STR, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map"
+_NOT_SIMPLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")  # breaks; refused
+# `key: value`, the key a plain word, the value a quoted string with no escape or doubled quote, or a plain
+# scalar on one line (no indicator first, no ': ' or ' #' inside, no space or ':' last)
+_SIMPLE_LINE = re.compile(
+    r"""([A-Za-z_][A-Za-z0-9_]*): (?:("[^"\\]*"|'[^']*')|([^-?:,\[\]{}#&*!|>'"%@` ](?:[^:#\n]|:(?! )|(?<! )#)*(?<![ :])))"""
+)
+_TEXT_KEYS: set[str] = set()  # keys the resolver read as text (`yes:` and `1:` it does not)
+
+
+def _simple_front_matter(front: str) -> tuple[dict, dict[str, int]] | None:
+    """Front matter of `key: value` lines only, each value a one-line quoted string or a plain scalar that
+    needs no folding, read without the YAML parser (which spends most of its time building nodes); the
+    value's type is what YAML's resolver says, built by the loader's own constructors. Anything else (a
+    list, a comment, a block, an escape, a line YAML would fold) returns None: the parser reads it.
+    tests/test_front_matter_load.py holds both ways to the same values and lines."""
+    if _NOT_SIMPLE.search(front):
+        return None
+    values: dict = {}
+    lines: dict[str, int] = {}
+    for number, line in enumerate(front.split("\n")):
+        if not line:
+            continue
+        match = _SIMPLE_LINE.fullmatch(line)
+        if match is None:
+            return None
+        key, quoted, text = match.groups()
+        if key not in _TEXT_KEYS:
+            if _LOADER.resolve(yaml.ScalarNode, key, (True, False)) != _STR:
+                return None  # `yes:`, `null:`, `1:` are not text keys
+            _TEXT_KEYS.add(key)
+        if quoted is not None:
+            value: Any = quoted[1:-1]
+        else:
+            tag = _LOADER.resolve(yaml.ScalarNode, text, (True, False))
+            build = _LOADER.yaml_constructors.get(tag) if tag != _STR else None
+            if tag != _STR and build is None:
+                return None  # `<<` or `=`: the parser says what they mean here
+            value = text if build is None else build(_LOADER, yaml.ScalarNode(tag, text))
+        values[key], lines[key] = value, number
+    return (values, lines) if values else None
 
 
 def _flat_mapping(loader: Any, node: yaml.MappingNode) -> dict | None:
@@ -157,6 +202,7 @@ def _flat_mapping(loader: Any, node: yaml.MappingNode) -> dict | None:
 
 
 _HANDLER = SAFE_YAML = _SafeYAML()
+_LOADER = _Loader("")  # resolves and constructs the simple front matter's scalars; never parses
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,49 @@ def test_the_fast_load_equals_the_safe_loaders(pairs, with_anchor):
         except (yaml.YAMLError, ValueError, OverflowError):
             return
         raise AssertionError(f"the reference refused {front!r} ({exc}), the fast load did not") from None
-    loaded, _ = content.load_front_matter(front)
+    loaded, lines = content.load_front_matter(front)
     assert loaded == expected and [type(v) for v in (loaded or {}).values()] == [
         type(v) for v in (expected or {}).values()
     ], front
+    assert lines == content._parsed_front_matter(front)[1], front  # each key's line, as the parser's marks give it
+
+
+tricky = st.text(st.sampled_from("abcXYZ019 .,:#-?'\"!&*[]{}|>%@`~/=<\\\té—读ש🎉\x85\u2028\x7f"), min_size=1, max_size=16)
+safe = st.text(st.sampled_from("abcXYZ0129 .,/—é读ש🎉'\"#:-?()!"), min_size=1, max_size=16)
+calm = st.text(st.sampled_from("abcXYZ0129 .,/—é读ש🎉()!-:#"), min_size=1, max_size=16).map(str.strip).filter(bool)
+anything = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+text_values = st.integers(0, 9).flatmap(lambda n: (tricky, anything, safe, safe)[n] if n < 4 else calm)
+words_as_keys = st.sampled_from(content.KNOWN_KEYS + ("on", "No", "a1", "_x", "Title", "null", "y", "<<"))
+simple_keys = st.integers(0, 9).flatmap(lambda n: text_values if n == 0 else words_as_keys)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            simple_keys,
+            st.one_of(plain, text_values, text_values, st.one_of(calm, text_values).map(lambda v: f'"{v}"'), st.one_of(calm, text_values).map(lambda v: f"'{v}'")),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.lists(st.sampled_from(["", "", "", "", "", " ", "# comment", "  indented: x", "\r", "- item"]), max_size=1),
+)
+def test_key_value_lines_read_without_the_parser_read_as_the_parser_reads_them(pairs, extra):
+    """The short cut for `key: value` lines (`content._simple_front_matter`) on text that is mostly such
+    lines, with a little of what it must leave to the parser (comments, indentation, lists, line breaks)."""
+    lines = [f"{key}: {value}" for key, value in pairs] + extra
+    front = "\n" + "\n".join(lines) + "\n"
+    try:
+        expected = (reference(front), content._parsed_front_matter(front)[1])
+    except (yaml.YAMLError, ValueError, OverflowError):
+        expected = None
+    simple = content._simple_front_matter(front)
+    if simple is not None:
+        assert expected is not None, f"the parser refuses {front!r}, the short cut did not"
+        assert simple == expected and [type(v) for v in simple[0].values()] == [
+            type(v) for v in expected[0].values()
+        ], front
 
 
 def test_a_scalars_tag_is_remembered_by_its_text_only_for_plain_scalars():
