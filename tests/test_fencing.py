@@ -42,6 +42,30 @@ def start_worker(root, *args: str, prefix: list[str] | None = None) -> subproces
     )  # fmt: skip
 
 
+def pause(worker: subprocess.Popen, root) -> None:
+    """SIGSTOP the worker outside a write transaction. On SQLite a process stopped inside one holds the
+    database's write lock, so no other process can write until it runs again: nobody takes its claims over,
+    and there is nothing to fence (the other worker waits, then says the database is locked)."""
+    import sqlite3
+
+    database = root / "var" / "digest.sqlite"
+    for _ in range(200):
+        worker.send_signal(signal.SIGSTOP)
+        if not database.exists():  # PostgreSQL: a stopped transaction holds row locks only
+            return
+        probe = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # stopped inside a write: let it finish, stop it again
+            worker.send_signal(signal.SIGCONT)
+            time.sleep(0.005)
+        finally:
+            probe.close()
+    raise AssertionError("the worker was inside a write transaction every time it was stopped")
+
+
 def assert_exactly_once_but_for_in_flight(root, addresses, server, bound: int) -> Counter:
     received = server.recorder.by_recipient()
     assert set(received) == set(addresses)  # nobody skipped
@@ -60,7 +84,7 @@ def test_a_worker_paused_past_its_lease_completes_nothing_after_a_takeover(queue
     first = start_worker(root)
     try:
         wait_for(lambda: len(smtp_server.messages) >= 20, 60, "the first messages")
-        first.send_signal(signal.SIGSTOP)
+        pause(first, root)
         paused_at = len(smtp_server.messages)
         time.sleep(LEASE + 1)  # past its lease
         second = start_worker(root, "--once")  # reaps the silent worker and takes its claims over
