@@ -13,8 +13,6 @@ import re
 from collections.abc import Callable
 from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from url_normalize import url_normalize
-
 # Query parameters that only say where a click came from. Prefixes first (every `utm_*`).
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")  # Google Analytics, Matomo/Piwik, HubSpot ads
 TRACKING_PARAMS = frozenset(
@@ -99,6 +97,8 @@ def _canonical(text: str) -> str:
     parts = _split(text)
     if parts is None or _UNSAFE.search(text) or parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
         return text
+    from url_normalize import url_normalize  # most links skip it (url_key's fast path): not every process pays
+
     try:
         normal = url_normalize(text) or text
     except Exception:  # noqa: BLE001 - a library's surprise on odd input must never stop a check or an add

@@ -183,7 +183,7 @@ def test_the_cache_is_written_atomically_and_versioned(archive, cli):
     cache = archive.root / "var/cache/render"
     assert not list(cache.glob(".*.tmp"))  # no temp file left behind
     for path in cache.iterdir():
-        assert path.read_bytes().startswith(b"digest-render-cache 1\n"), path
+        assert path.read_bytes().startswith(b"digest-render-cache 2\n"), path
 
 
 # -- the content cache: a cold scan that dies midway keeps what it parsed; a damaged cache is ignored ----------

@@ -27,7 +27,7 @@ from digest.render.site import neighbours, page_path
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what a cache file holds changes shape
+FORMAT = 2  # bump when what a cache file holds changes shape (2: the email as JSON fields, then its HTML and text)
 MAGIC = f"digest-render-cache {FORMAT}\n".encode()
 DIGEST = Path(__file__).resolve().parent.parent  # the digest package
 # What the article, the pages and the email read of digest.toml (the renderers pass templates `site` and
@@ -151,15 +151,21 @@ class RenderCache:
     def email(self, month: date) -> dict | None:
         """The RenderedEmail's fields, as `store_email` saved them."""
         payload = None if self.full else self._read(self._path(month, "email"), self.month_key(month))
+        if payload is None:
+            return None
         try:
-            return None if payload is None else json.loads(payload)
-        except ValueError:
+            head, html, text = unpack(payload, 3)
+            return {**json.loads(head), "html": html.decode("utf-8"), "text": text.decode("utf-8")}
+        except (ValueError, TypeError):
             return None
 
     def store_email(self, month: date, email: object) -> None:
+        """The email's HTML and text as they are, its other fields as JSON (escaping the HTML cost more)."""
+        fields = asdict(email)  # type: ignore[call-overload]
+        html, text = fields.pop("html"), fields.pop("text")
         try:
-            payload = json.dumps(asdict(email), ensure_ascii=False).encode("utf-8")  # type: ignore[call-overload]
-        except (TypeError, ValueError):  # a field JSON can't hold: render it each time rather than guess
+            payload = pack(json.dumps(fields, ensure_ascii=False).encode("utf-8"), html.encode(), text.encode())
+        except (TypeError, ValueError):  # a field JSON or UTF-8 can't hold: render it each time rather than guess
             log.debug("the email of %s is not cached: a field JSON can't hold", f"{month:%Y-%m}")
             return
         self._write(self._path(month, "email"), self.month_key(month), payload)
