@@ -340,3 +340,22 @@ def test_inlining_without_the_validating_parse_gives_what_premailer_gives(projec
             [sys.executable, "-c", PLAIN_PREMAILER], input=html, capture_output=True, text=True, check=True
         ).stdout
         assert inline(html) == plain
+
+
+STAND_IN = """
+import sys
+from digest.render.email import inline_css
+html = inline_css("<html><head><style>p {color: red}</style></head><body><p>x</p></body></html>")
+assert 'style="color:red"' in html, html
+print("urllib3" in sys.modules)
+import requests  # the stand-in premailer imported: the real package on first use
+print(requests.Session.__module__, type(sys.modules["requests"]).__name__)
+"""
+
+
+def test_inlining_does_not_import_requests_until_something_uses_it():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", STAND_IN], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "requests.sessions", "module"]
