@@ -204,6 +204,7 @@ def collect_from_archive(root: Path, month: date, repeats: int) -> tuple[float, 
     cpu = sum(after[:4]) - sum(before[:4])  # this process and the worker processes it waited for
     def warm_collect():  # as a new process would: from var/, not from this process's memory of it
         collect._READ_SHARDS.clear()
+        collect._MADE.clear()
         return collect.load_archive(config).issue(month)
 
     warm, _, _ = timed(warm_collect, repeats)
@@ -236,6 +237,17 @@ def archive_months(earlier: int) -> list[tuple[date, int]]:
     return months
 
 
+def spin() -> float:
+    """CPU seconds for a fixed pure-Python loop: how fast this machine's core was during the run (0.39 s at
+    its fastest on the 2-core virtual machine the figures in bench/README.md come from; 0.45-0.62 s when its
+    host was busy, which slows every figure alike)."""
+    started = time.process_time()
+    total = 0
+    for i in range(20_000_000):
+        total += i
+    return time.process_time() - started
+
+
 def archive_builds(root: Path, repeats: int) -> dict[str, float]:
     """In-process builds of ARCHIVE_MONTH, median seconds, as `digest build` makes them."""
     config = load_config(root / "digest.toml")
@@ -261,8 +273,8 @@ def archive_builds(root: Path, repeats: int) -> dict[str, float]:
     cpu: dict[str, float] = {}
 
     def warm(full: bool, change: bool, forget: bool = False) -> float:
-        """`forget`: this process's memory of the content-cache files is dropped before each build, so the
-        scan reads them from var/ as a new `digest build` process does (imports stay warm)."""
+        """`forget`: this process's memory of the content-cache files and of the issues it made is dropped before
+        each build, so the scan reads them from var/ as a new `digest build` process does (imports stay warm)."""
         publish.build(config, ARCHIVE_MONTH)  # the caches exist
         times, cpu_times = [], []
         for n in range(repeats):
@@ -270,6 +282,7 @@ def archive_builds(root: Path, repeats: int) -> dict[str, float]:
                 edit(n)
             if forget:
                 collect._READ_SHARDS.clear()
+                collect._MADE.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             publish.build(config, ARCHIVE_MONTH, full=full)
             times.append(time.perf_counter() - started)
@@ -288,6 +301,7 @@ def archive_builds(root: Path, repeats: int) -> dict[str, float]:
         "warm_incremental": warm(False, False),
         "warm_incremental_edited": warm(False, True),
         "warm_incremental_edited_forget": warm(False, True, forget=True),
+        "spin": spin(),
         "warm_all": warm(True, False) if repeats > 1 else cold(True),
         "scan": scan(),
     }
@@ -488,8 +502,9 @@ def report_archives(archives: dict, ms) -> list[tuple[str, bool]]:
         print(f"{earlier:>8} " + " ".join(f"{ms(row[c]):>12}" for c in columns))
     print(
         "(ms, median, in-process; 'edited': one entry of the month changed before each build; 'edited_forget': the\n"
-        " same, with the process's memory of the content-cache files dropped first, as in a new process)"
+        " same, with the process's memory of the content-cache files and issues dropped first, as in a new process)"
     )
+    print("core speed: " + ", ".join(f"{e} months {row['spin']:.2f} s" for e, row in archives.items()) + " (0.39 s at its fastest here)")
     for earlier, row in archives.items():
         print(
             f"CPU, {earlier} earlier months: warm incremental {row['warm_incremental_cpu'] * 1000:.1f} ms, "

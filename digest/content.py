@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import textwrap
 import unicodedata
@@ -23,6 +24,7 @@ from digest.hosts import url_warnings
 MAX_ENTRY_BYTES = 1_000_000
 SLOT_PREFIX = "%%UNSUBSCRIBE_URL"  # the email's per-reader placeholder (digest.render.email)
 KNOWN_KEYS = ("kind", "title", "url", "date", "section", "source", "tags", "draft", "quote")
+_KNOWN = frozenset(KNOWN_KEYS)
 KINDS = ("link", "note", "quote")  # a link with commentary; the writer's own note; a quote (its words are the body)
 UNDATED = datetime(1, 1, 1, tzinfo=UTC)  # the date of a pool quote (content/quotes/), which has none
 
@@ -426,7 +428,10 @@ def _url(value: Any, ctx: _Context) -> str | None:
     if message:
         ctx.note("url", message, "use an http:// or https:// address")
         return None
-    for warning in url_warnings(urlsplit(url)):  # it parses, but is it the site the writer meant?
+    parts = urlsplit(url)
+    if _PLAIN_NETLOC.fullmatch(parts.netloc) and "xn--" not in parts.netloc:
+        return url  # one script, no port: what url_warnings would pass without a word
+    for warning in url_warnings(parts):  # it parses, but is it the site the writer meant?
         ctx.note("url", warning, warning=True)
     return url
 
@@ -499,7 +504,8 @@ FLAG_CHECKS: dict[str, Callable[[Any, _Context], Any]] = {"draft": _draft}  # a 
 
 def _validate(meta: dict, body: str, ctx: _Context) -> tuple[Entry | None, list[Problem]]:
     values = {key: check(meta.get(key), ctx) for key, check in FIELD_CHECKS.items()}
-    for key in PRINTED_KEYS:
+    printed = ["".join(v) if isinstance(v, tuple) else v or "" for v in (values[k] for k in PRINTED_KEYS)]
+    for key in PRINTED_KEYS if _BAD_CHARS.search("\n".join(printed)) else ():  # "\n" is not one of them
         value = values[key]
         char = _BAD_CHARS.search("".join(value) if isinstance(value, tuple) else value or "")
         if char:
@@ -510,7 +516,7 @@ def _validate(meta: dict, body: str, ctx: _Context) -> tuple[Entry | None, list[
             )
     values.update({key: check(meta.get(key, False), ctx) for key, check in FLAG_CHECKS.items()})
     for key in meta:
-        if key not in KNOWN_KEYS:
+        if key not in _KNOWN:
             close = difflib.get_close_matches(str(key), KNOWN_KEYS, 1)
             ctx.note(
                 str(key),
@@ -546,11 +552,13 @@ def _shown(value: Any, limit: int = 60) -> str:
 
 
 _URL_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one C scan, not a loop per character
+_URL_REFUSED = re.compile(f"{_URL_SPACE_OR_CONTROL.pattern}|{_BAD_CHARS.pattern}|{BIDI_CONTROLS.pattern}")
+_PLAIN_NETLOC = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")  # lower-case ASCII labels, no port, no user
 
 
 def url_problem(url: str) -> str | None:
     """Why `url` can't be a link in an email or feed, or None if it can."""
-    if _URL_SPACE_OR_CONTROL.search(url) or _BAD_CHARS.search(url) or BIDI_CONTROLS.search(url):
+    if _URL_REFUSED.search(url):
         return f"url {url[:80]!r} contains spaces or control characters"
     try:
         parts = urlsplit(url)
@@ -579,6 +587,8 @@ def _check_date(value: Any, tz: tzinfo) -> datetime | None:
 
 def _in_range(when: datetime, tz: tzinfo) -> bool:
     """Far enough from year 1 and 9999 that the month, its bounds and UTC are all representable."""
+    if 3 <= when.year <= 9997:  # no time zone moves a moment by a year: skip the conversions
+        return True
     try:
         return all(2 <= moment.year <= 9998 for moment in (when, when.astimezone(tz), when.astimezone(UTC)))
     except (OverflowError, ValueError):
@@ -590,8 +600,15 @@ def _check_section(value: Any, sections: tuple[str, ...]) -> str | None:
         return sections[0]
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         return None
-    wanted = " ".join(str(value).split()).casefold()
-    return next((s for s in sections if s.casefold() == wanted), None)
+    return _folded_sections(sections).get(" ".join(str(value).split()).casefold())
+
+
+@functools.lru_cache(maxsize=64)
+def _folded_sections(sections: tuple[str, ...]) -> dict[str, str]:
+    folded: dict[str, str] = {}
+    for section in sections:
+        folded.setdefault(section.casefold(), section)  # the first wins, as the search in order did
+    return folded
 
 
 def _section_hint(value: str, sections: tuple[str, ...]) -> str:

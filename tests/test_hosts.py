@@ -7,6 +7,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.hosts import url_warnings
 
@@ -57,3 +59,14 @@ def test_check_reports_nothing_for_an_international_host(project, cli):
     project.write("2025/02/idn.md", ENTRY.format(url="https://b\u00fccher.de/b\u00fccher"))
     result = cli(project.root, "check")
     assert (result.code, result.out) == (0, "ok: content is valid (0 warnings)\n")
+
+
+@given(st.text(st.sampled_from("abcxyz019.-:@XN"), min_size=1, max_size=30))
+@settings(max_examples=500, deadline=None)
+def test_a_host_the_entry_check_passes_without_asking_has_nothing_to_warn_about(netloc):
+    """content._url skips url_warnings for a plain lower-case ASCII host with no port: it must have none."""
+    from digest.content import _PLAIN_NETLOC
+
+    parts = urlsplit(f"https://{netloc}/")
+    if _PLAIN_NETLOC.fullmatch(parts.netloc) and "xn--" not in parts.netloc:
+        assert url_warnings(parts) == []
