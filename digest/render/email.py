@@ -205,8 +205,7 @@ def mjml_to_html(source: str) -> str:
 
 def inline_css(html: str) -> str:
     """Inline CSS for clients that ignore <style>, keeping @media and !important for the rest."""
-    premailer = _premailer()
-    return premailer.Premailer(
+    return _inliner()(
         html,
         keep_style_tags=True,
         strip_important=False,
@@ -240,6 +239,32 @@ def _premailer() -> ModuleType:
     unvalidated._lock = original._lock  # type: ignore[attr-defined]  # the function takes its lock by this name
     merge_style.csstext_to_pairs = unvalidated
     return premailer
+
+
+_STYLE_RULES: dict[tuple[Any, ...], tuple[list, list]] = {}
+
+
+@functools.cache
+def _inliner() -> type:
+    """premailer's Premailer, reading each style sheet's rules once per process: it turns every rule's
+    declarations back into text through cssutils on every call (8 ms of the 18 ms an email's inlining takes
+    when the process inlined before), for the same style sheets every time (the theme's)."""
+    base = _premailer().Premailer
+
+    class Inliner(base):  # type: ignore[misc, valid-type]
+        def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list, list]:
+            options = (self.strip_important, self.disable_validation, self.exclude_pseudoclasses,
+                       self.include_star_selectors)  # fmt: skip
+            key = (css_body, ruleset_index, *options)
+            found = _STYLE_RULES.get(key)
+            if found is None:
+                found = super()._parse_style_rules(css_body, ruleset_index)
+                if len(_STYLE_RULES) < 256:
+                    _STYLE_RULES[key] = found
+            rules, leftover = found
+            return list(rules), list(leftover)  # premailer extends and sorts what it is given
+
+    return Inliner
 
 
 class _ImportedOnUse(ModuleType):
