@@ -40,6 +40,7 @@ from digest.config import load_config  # noqa: E402
 from digest.files import write_atomic  # noqa: E402
 from digest.render.email import render_email  # noqa: E402
 from digest.render.feed import render_feeds  # noqa: E402
+from digest.render import markdown  # noqa: E402
 from digest.render.markdown import commentary_tree  # noqa: E402
 from digest.render.site import render_article, render_site  # noqa: E402
 
@@ -159,6 +160,7 @@ def stages(root: Path, month: date, repeats: int) -> dict[str, float]:
 
     def collect_month():
         commentary_tree.cache_clear()  # measure a real build: parse every entry's Markdown each time
+        markdown._rendered.cache_clear()
         archive = collect.load_archive(config)
         issues = {m: archive.issue(m) for m in archive.months()}
         return issues, issues[month]
@@ -283,6 +285,7 @@ def archive_builds(root: Path, repeats: int) -> dict[str, float]:
             if forget:
                 collect._READ_SHARDS.clear()
                 collect._MADE.clear()
+                markdown._rendered.cache_clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             publish.build(config, ARCHIVE_MONTH, full=full)
             times.append(time.perf_counter() - started)

@@ -292,12 +292,20 @@ def with_html(entry: Entry) -> Entry:
     with images, when the commentary has any). A note's headings sit below its title."""
     if entry.body_html or not (entry.body or entry.quote):
         return entry
-    body_html = commentary_html(entry.body)
-    page_html = commentary_html(entry.body, images=True) if "![" in entry.body else body_html
-    if entry.kind == "note":
+    body_html, quote, page_html = _rendered(entry.body, entry.quote, entry.kind == "note")
+    return replace(entry, body_html=body_html, quote_html=quote, page_html=page_html)
+
+
+@lru_cache(maxsize=4096)
+def _rendered(body: str, quote: str | None, note: bool) -> tuple[str, str, str]:
+    """(commentary, quote, commentary for the web page) as HTML: the same text renders the same, so a process
+    that renders a month again after one entry changed (`digest preview`) renders only that entry."""
+    body_html = commentary_html(body)
+    page_html = commentary_html(body, images=True) if "![" in body else body_html
+    if note:
         body_html = demote_headings(body_html, NOTE_TOP_HEADING)
         page_html = demote_headings(page_html, NOTE_TOP_HEADING)
-    return replace(entry, body_html=body_html, quote_html=quote_html(entry.quote), page_html=page_html)
+    return body_html, quote_html(quote), page_html
 
 
 NOTE_TOP_HEADING = 4  # below the page's section names (h2) and the note's own title (h3)
