@@ -418,9 +418,9 @@ class _Scanner:
             return (), (missing,)
         old = self._load_cache()
         self.notes = []
-        walked = list(self._walk())
-        unchanged = {path for path, key, _ in walked if path in old and old[path].stat == key}
-        stale = [(path, key) for path, key, problem in walked if not problem and path not in unchanged]
+        walked = list(self._walk(old))
+        unchanged = {path for path, key, _ in walked if key is not None and old[path].stat == key}
+        stale = [path for path, _, problem in walked if not problem and path not in unchanged]
         fresh = self._parse_all(stale, old, unchanged)
         new: dict[str, Cached] = {}
         records: list[Record] = []
@@ -442,9 +442,7 @@ class _Scanner:
             self._save_cache(new, folders)
         return tuple(records), tuple(problems)
 
-    def _parse_all(
-        self, stale: list[tuple[str, tuple[int, int]]], old: dict[str, Cached], unchanged: set[str]
-    ) -> dict[str, Cached]:
+    def _parse_all(self, stale: list[str], old: dict[str, Cached], unchanged: set[str]) -> dict[str, Cached]:
         """Parse the changed files, saving the folders parsed so far every CHECKPOINT_SECONDS: a crash or
         Ctrl-C midway through a cold scan of a large archive keeps what was parsed (each folder's file is
         written whole once, unless a checkpoint falls in the middle of the folder). With many files and a
@@ -456,9 +454,8 @@ class _Scanner:
         saved = time.monotonic()
         mine, theirs = _share_out(stale, unchanged)
         with _Workers(self, old, theirs) as workers:
-            for path, key in mine:
-                record, found = _parse_file(path, sections, tz, root)
-                fresh[path] = Cached(key, record, found, None)
+            for path in mine:
+                fresh[path] = Cached._make(_parse_file(path, sections, tz, root))
                 pending.add(os.path.dirname(path))
                 if time.monotonic() - saved > CHECKPOINT_SECONDS:
                     self._save_cache({**old, **fresh}, pending)
@@ -470,7 +467,9 @@ class _Scanner:
                 self._saved.add(folder)
         return fresh
 
-    def _walk(self) -> Iterator[tuple[str, tuple[int, int], Problem | None]]:
+    def _walk(self, known: dict[str, Cached]) -> Iterator[tuple[str, tuple[int, int] | None, Problem | None]]:
+        """Every entry file with its (mtime, size) if the cache knows it (else None: the read that parses it
+        takes them, so a cold scan makes one system call a file fewer), or the problem that stops it."""
         stack = [str(self.root)]
         while stack:
             folder = stack.pop()
@@ -489,12 +488,15 @@ class _Scanner:
                         "symlink points outside the content folder, or in a loop",
                         hint="copy the file into content/ instead",
                     )
-                    yield item.path, (0, 0), problem
+                    yield item.path, None, problem
                 elif item.is_dir(follow_symlinks=False):
                     stack.append(item.path)
                 elif item.name.endswith(ENTRY_SUFFIXES) and item.is_file():
-                    stat = item.stat()
-                    yield item.path, (stat.st_mtime_ns, stat.st_size), None
+                    if item.path in known:
+                        stat = item.stat()
+                        yield item.path, (stat.st_mtime_ns, stat.st_size), None
+                    else:
+                        yield item.path, None, None
 
     def _load_cache(self) -> dict[str, Cached]:
         """Every folder's cache file that is whole (checksum) and of this version and config; the rest are
@@ -570,9 +572,7 @@ _READ_LOCK = threading.Lock()
 PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves
 
 
-def _share_out(
-    stale: list[tuple[str, tuple[int, int]]], unchanged: set[str]
-) -> tuple[list[tuple[str, tuple[int, int]]], list[list[_FolderTask]]]:
+def _share_out(stale: list[str], unchanged: set[str]) -> tuple[list[str], list[list[_FolderTask]]]:
     """This process's files, and the workers' tasks: whole folders, so each worker writes the cache files of
     the folders it parsed and no folder's file is written twice. On 2 cores this process and one worker
     take half each: the worker also packs its folders' cache files, which this process would have had to
@@ -581,14 +581,14 @@ def _share_out(
     cores = min(os.cpu_count() or 1, 8)
     if len(stale) < PARALLEL_MIN_FILES or not _cores_to_spare(cores) or threading.active_count() > 1:
         return stale, []
-    folders: dict[str, list[tuple[str, tuple[int, int]]]] = {}
-    for path, key in stale:
-        folders.setdefault(os.path.dirname(path), []).append((path, key))
+    folders: dict[str, list[str]] = {}
+    for path in stale:
+        folders.setdefault(os.path.dirname(path), []).append(path)
     kept: dict[str, list[str]] = {}
     for path in unchanged:  # a folder's cache file holds its unchanged files too
         if os.path.dirname(path) in folders:
             kept.setdefault(os.path.dirname(path), []).append(path)
-    mine: list[tuple[str, tuple[int, int]]] = []
+    mine: list[str] = []
     tasks: list[_FolderTask] = []
     share = len(stale) // cores
     for folder, files in folders.items():
@@ -600,7 +600,7 @@ def _share_out(
     return mine, [tasks[i : i + per_task] for i in range(0, len(tasks), per_task)]
 
 
-_FolderTask = tuple[str, list[tuple[str, tuple[int, int]]], list[str]]  # (folder, files to parse, unchanged files)
+_FolderTask = tuple[str, list[str], list[str]]  # (folder, files to parse, unchanged files)
 _FORKED: tuple[_Scanner, dict[str, Cached]] | None = None  # what forked workers inherit: the scanner, the old cache
 
 
@@ -652,9 +652,8 @@ def _parse_folders(task: list[_FolderTask]) -> list[tuple[str, bytes]]:
     done = []
     for folder, files, unchanged in task:
         group = {path: old[path] for path in unchanged}
-        for path, key in files:
-            record, found = _parse_file(path, sections, tz, root)
-            group[path] = Cached(key, record, found, None)
+        for path in files:
+            group[path] = Cached._make(_parse_file(path, sections, tz, root))
         done.append((folder, scanner._save_folder(folder, dict(sorted(group.items())))))
     return done
 
@@ -667,12 +666,13 @@ def _cores_to_spare(cores: int) -> bool:
 
 def _parse_file(
     path: str, sections: tuple[str, ...], tz: tzinfo, root: str
-) -> tuple[Record | None, tuple[Problem, ...]]:
-    """One file's front matter, validated: the commentary's Markdown is left for later."""
+) -> tuple[tuple[int, int], Record | None, tuple[Problem, ...], None]:
+    """One file's front matter, validated (the commentary's Markdown is left for later), as the cache keeps
+    it: the (mtime, size) the file had when it was read, the record, the problems, no link warnings yet."""
     try:
-        raw = _read_limited(path)
-    except OSError as exc:
-        return None, (Problem(Path(_relative(path, root)), f"cannot read file: {exc.strerror}"),)
+        raw, key = _read_limited(path, with_stat=True)
+    except OSError as exc:  # never matches a stat: read again next time, in case it was fixed
+        return (-1, -1), None, (Problem(Path(_relative(path, root)), f"cannot read file: {exc.strerror}"),), None
     parsed = read_entry(_SCANNED, raw, sections, tz)  # the entry's path is not kept, and a Path costs 2-5 us
     found: tuple[Problem, ...] = ()
     if parsed.problems:  # shown relative to the project; most files have none
@@ -680,7 +680,7 @@ def _parse_file(
         found = tuple(Problem(shown, p.message, p.line, p.hint, p.warning) for p in parsed.problems)
     entry = parsed.entry
     if entry is None:
-        return None, found
+        return key, None, found, None
     fields = EntryFields(
         entry.title, entry.url, entry.date, entry.section, entry.source, entry.tags, entry.draft, entry.quote,
         entry.body, entry.kind,
@@ -688,7 +688,7 @@ def _parse_file(
     url_key = urls.url_key(entry.url) if entry.url else None  # http/https, www., utm_*, AMP: one link
     digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
     month = month_of(entry.date, tz)
-    return Record(path, fields, month, url_key, digest, parsed.key_lines.get("url"), parsed.body_line), found
+    return key, Record(path, fields, month, url_key, digest, parsed.key_lines.get("url"), parsed.body_line), found, None
 
 
 _SCANNED = Path("scanned")  # what the scan's problems carry until they are given the file's own path
@@ -699,18 +699,21 @@ def _relative(path: str, root: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def _read_limited(path: Path | str, limit: int = MAX_ENTRY_BYTES) -> bytes:
+def _read_limited(path: Path | str, limit: int = MAX_ENTRY_BYTES, *, with_stat: bool = False) -> Any:
     """Read at most one byte past the entry size limit, so a huge file costs no memory. The read asks for
     the size the file has (plus one byte, to see it grow): asking for the whole limit allocates a 1 MB
-    buffer per file, which took three quarters of the reading time (23 us against 5 us a file)."""
+    buffer per file, which took three quarters of the reading time (23 us against 5 us a file). With
+    `with_stat`, (bytes, (mtime, size) before the read): a file changed meanwhile is read again next time."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        want = min(os.fstat(fd).st_size, limit) + 1
+        stat = os.fstat(fd)
+        want = min(stat.st_size, limit) + 1
         parts = [os.read(fd, want)]
         total = len(parts[0])
         while total == want and total <= limit and (more := os.read(fd, limit + 1 - total)):
             parts.append(more)  # it grew since fstat: read on, up to the limit
             total = want = total + len(more)
-        return b"".join(parts)
+        data = b"".join(parts)
+        return (data, (stat.st_mtime_ns, stat.st_size)) if with_stat else data
     finally:
         os.close(fd)
