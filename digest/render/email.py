@@ -217,7 +217,8 @@ def inline_css(html: str) -> str:
 
 @functools.cache
 def _premailer() -> ModuleType:
-    """premailer, with its one validating parse made like the others.
+    """premailer, with its one validating parse made like the others, and without importing requests (see
+    `_ImportedOnUse`).
 
     `disable_validation=True` reaches premailer's parse of the style sheet and of each element's style, but
     not `merge_styles`, which parses an element's own style again through cssutils' validator. That compiles
