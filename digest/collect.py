@@ -123,9 +123,34 @@ class Cached(NamedTuple):
     links: tuple[Problem, ...] | None  # the commentary's link warnings, once `digest check` asked for them
 
 
-ISSUES_KEPT = 2048  # issues (without HTML) a process keeps, least recently used first out
-_MADE: OrderedDict[tuple[Any, ...], Issue] = OrderedDict()
-_MADE_LOCK = threading.Lock()
+class _Kept:
+    """What a long-running process keeps in memory: at most `size` values, the least recently used out first;
+    safe to share between threads (the web front renders in several)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+_MADE = _Kept(2048)  # issues without HTML by content folder and month, with what they were made of
 
 
 @functools.lru_cache(maxsize=4096)
@@ -220,16 +245,12 @@ class Archive:
             month, self.config.site, self.config.email, tuple((r.path, r.digest) for r in records),
             note.digest if note else None, (pooled.key, pooled.digest) if pooled else None,
         )  # fmt: skip
-        with _MADE_LOCK:
-            issue = _MADE.get(made_from)
-            if issue is not None:
-                _MADE.move_to_end(made_from)
-                return issue
+        slot = (str(self.config.paths.content), month)  # one entry per month: an edit replaces what it held
+        kept = _MADE.get(slot)
+        if kept is not None and kept[0] == made_from:
+            return kept[1]
         issue = make_issue(month, [r.entry() for r in records], self.config, note, pooled)
-        with _MADE_LOCK:
-            _MADE[made_from] = issue
-            while len(_MADE) > ISSUES_KEPT:
-                _MADE.popitem(last=False)
+        _MADE.put(slot, (made_from, issue))
         return issue
 
     def recent(self, count: int) -> tuple[Issue, ...]:
@@ -520,19 +541,14 @@ class _Scanner:
         except OSError:
             return {}
         seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size, self.fingerprint)
-        with _READ_LOCK:
-            kept = _READ_SHARDS.get(str(path))
-            if kept is not None and kept[0] == seen:
-                _READ_SHARDS.move_to_end(str(path))
-                return kept[1]
+        kept = _READ_SHARDS.get(str(path))  # one entry per file: a rewritten file replaces what it held
+        if kept is not None and kept[0] == seen:
+            return kept[1]
         data = load_checked(path, CACHE_MAGIC)
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
             return {}
         files = data["files"] if path.name == self._shard_name(data.get("folder", "")) else {}
-        with _READ_LOCK:
-            _READ_SHARDS[str(path)] = (seen, files)
-            while len(_READ_SHARDS) > SHARDS_KEPT:
-                _READ_SHARDS.popitem(last=False)
+        _READ_SHARDS.put(str(path), (seen, files))
         return files
 
     def _shard_name(self, folder: str) -> str:
@@ -564,9 +580,7 @@ class _Scanner:
 
 CHECKPOINT_SECONDS = 1.0
 _NAME = operator.attrgetter("name")
-SHARDS_KEPT = 4096  # content-cache files a process keeps in memory (least recently read go first)
-_READ_SHARDS: OrderedDict[str, tuple[tuple[Any, ...], dict[str, Cached]]] = OrderedDict()
-_READ_LOCK = threading.Lock()
+_READ_SHARDS = _Kept(4096)  # content-cache files' records by path, with the inode, mtime, size and config read
 
 
 PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves
@@ -670,7 +684,7 @@ def _parse_file(
     """One file's front matter, validated (the commentary's Markdown is left for later), as the cache keeps
     it: the (mtime, size) the file had when it was read, the record, the problems, no link warnings yet."""
     try:
-        raw, key = _read_limited(path, with_stat=True)
+        raw, key = _read_limited(path)
     except OSError as exc:  # never matches a stat: read again next time, in case it was fixed
         return (-1, -1), None, (Problem(Path(_relative(path, root)), f"cannot read file: {exc.strerror}"),), None
     parsed = read_entry(_SCANNED, raw, sections, tz)  # the entry's path is not kept, and a Path costs 2-5 us
@@ -699,11 +713,11 @@ def _relative(path: str, root: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def _read_limited(path: Path | str, limit: int = MAX_ENTRY_BYTES, *, with_stat: bool = False) -> Any:
-    """Read at most one byte past the entry size limit, so a huge file costs no memory. The read asks for
-    the size the file has (plus one byte, to see it grow): asking for the whole limit allocates a 1 MB
-    buffer per file, which took three quarters of the reading time (23 us against 5 us a file). With
-    `with_stat`, (bytes, (mtime, size) before the read): a file changed meanwhile is read again next time."""
+def _read_limited(path: Path | str, limit: int = MAX_ENTRY_BYTES) -> tuple[bytes, tuple[int, int]]:
+    """The bytes, read at most one past the entry size limit so a huge file costs no memory, and the file's
+    (mtime, size) before the read (a file changed meanwhile is read again next time). The read asks for the
+    size the file has (plus one byte, to see it grow): asking for the whole limit allocates a 1 MB buffer
+    per file, which took three quarters of the reading time (23 us against 5 us a file)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         stat = os.fstat(fd)
@@ -713,7 +727,6 @@ def _read_limited(path: Path | str, limit: int = MAX_ENTRY_BYTES, *, with_stat: 
         while total == want and total <= limit and (more := os.read(fd, limit + 1 - total)):
             parts.append(more)  # it grew since fstat: read on, up to the limit
             total = want = total + len(more)
-        data = b"".join(parts)
-        return (data, (stat.st_mtime_ns, stat.st_size)) if with_stat else data
+        return b"".join(parts), (stat.st_mtime_ns, stat.st_size)
     finally:
         os.close(fd)

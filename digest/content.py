@@ -146,7 +146,6 @@ _NOT_SIMPLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\
 _SIMPLE_LINE = re.compile(
     r"""([A-Za-z_][A-Za-z0-9_]*): (?:("[^"\\]*"|'[^']*')|([^-?:,\[\]{}#&*!|>'"%@` ](?:[^:#\n]|:(?! )|(?<! )#)*(?<![ :])))"""
 )
-_TEXT_KEYS: set[str] = set()  # keys the resolver read as text (`yes:` and `1:` it does not)
 
 
 def _simple_front_matter(front: str) -> tuple[dict, dict[str, int]] | None:
@@ -166,18 +165,14 @@ def _simple_front_matter(front: str) -> tuple[dict, dict[str, int]] | None:
         if match is None:
             return None
         key, quoted, text = match.groups()
-        if key not in _TEXT_KEYS:
-            if _LOADER.resolve(yaml.ScalarNode, key, (True, False)) != _STR:
-                return None  # `yes:`, `null:`, `1:` are not text keys
-            _TEXT_KEYS.add(key)
+        if _LOADER.resolve(yaml.ScalarNode, key, (True, False)) != _STR:
+            return None  # `yes:`, `null:`, `1:` are not text keys
         if quoted is not None:
             value: Any = quoted[1:-1]
         else:
-            tag = _LOADER.resolve(yaml.ScalarNode, text, (True, False))
-            build = _LOADER.yaml_constructors.get(tag) if tag != _STR else None
-            if tag != _STR and build is None:
+            value = _scalar(_LOADER, yaml.ScalarNode(_LOADER.resolve(yaml.ScalarNode, text, (True, False)), text))
+            if value is _UNBUILT:
                 return None  # `<<` or `=`: the parser says what they mean here
-            value = text if build is None else build(_LOADER, yaml.ScalarNode(tag, text))
         values[key], lines[key] = value, number
     return (values, lines) if values else None
 
@@ -188,19 +183,25 @@ def _flat_mapping(loader: Any, node: yaml.MappingNode) -> dict | None:
     (a list, a merge key, a tag of its own), which takes the general way."""
     if node.tag != _MAP:
         return None
-    constructors = loader.yaml_constructors
     flat = {}
     for key, value in node.value:
         if key.tag != _STR or not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
             return None
-        if value.tag == _STR:
-            flat[key.value] = value.value
-            continue
-        build = constructors.get(value.tag)
-        if build is None:
+        flat[key.value] = built = _scalar(loader, value)
+        if built is _UNBUILT:
             return None
-        flat[key.value] = build(loader, value)
     return flat
+
+
+_UNBUILT = object()  # a scalar whose tag the safe constructor has no builder for (`<<`, `=`, `!custom`)
+
+
+def _scalar(loader: Any, node: yaml.ScalarNode) -> Any:
+    """A scalar node's value as the safe constructor builds it, or _UNBUILT."""
+    if node.tag == _STR:
+        return node.value
+    build = loader.yaml_constructors.get(node.tag)
+    return _UNBUILT if build is None else build(loader, node)
 
 
 _HANDLER = SAFE_YAML = _SafeYAML()
@@ -551,8 +552,8 @@ def _shown(value: Any, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-_URL_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")  # \s is str.isspace(): one C scan, not a loop per character
-_URL_REFUSED = re.compile(f"{_URL_SPACE_OR_CONTROL.pattern}|{_BAD_CHARS.pattern}|{BIDI_CONTROLS.pattern}")
+# white space (\s is str.isspace()), controls, what XML can't carry, bidi controls: one C scan of the URL
+_URL_REFUSED = re.compile(rf"[\s\x00-\x1f\x7f]|{_BAD_CHARS.pattern}|{BIDI_CONTROLS.pattern}")
 _PLAIN_NETLOC = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")  # lower-case ASCII labels, no port, no user
 
 
