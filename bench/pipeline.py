@@ -284,6 +284,7 @@ def archive_builds(root: Path, repeats: int) -> dict[str, float]:
                 edit(n)
             if forget:
                 collect._READ_SHARDS.clear()
+                collect._FACTS.clear()
                 collect._MADE.clear()
                 markdown._rendered.cache_clear()
             started, cpu_started = time.perf_counter(), time.process_time()

@@ -72,11 +72,12 @@ class Issue:
     note: EditorsNote | None = None  # content/YYYY/MM/_issue.md: introduction and outro
     quotes: tuple[quotes.Quote, ...] = ()  # the month's dated quotes, or the pool's quote of the month
 
-    @property
+    @functools.cached_property
     def entries(self) -> tuple[Entry, ...]:
+        """Every entry in section order, joined once: the index reads each issue's several times."""
         return tuple(e for s in self.sections for e in s.entries)
 
-    @property
+    @functools.cached_property
     def count(self) -> str:
         """What the issue holds, in words: "8 links", "6 notes", "8 links and 2 notes"."""
         return count_words(self.entries, len(self.quotes))
@@ -168,6 +169,7 @@ class Archive:
     problems: tuple[Problem, ...] = field(default=())
     notes: dict[date, EditorsNote] = field(default_factory=dict)  # each month's _issue.md
     pool: tuple[quotes.Quote, ...] = ()  # content/quotes/, in pool order
+    folders: tuple[dict[date, tuple[Record, ...]], ...] | None = None  # each content folder's `by_month`, walk order
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -189,12 +191,10 @@ class Archive:
 
     @functools.cached_property
     def by_month(self) -> dict[date, tuple[Record, ...]]:
-        """Published (non-draft) records per month, oldest month first: grouped once, not per issue."""
-        groups: dict[date, list[Record]] = {}
-        for record in self.records:
-            if not record.draft:
-                groups.setdefault(record.month, []).append(record)
-        return {month: tuple(groups[month]) for month in sorted(groups)}
+        """Published (non-draft) records per month, oldest month first: grouped once, not per issue. From the
+        scan's groups per folder where it has them: a month kept in one folder is that folder's tuple, the
+        same object from build to build while the folder is unchanged (what `_month_facts` relies on)."""
+        return _join_groups(self.folders if self.folders is not None else (_group_by_month(self.records),))
 
     def months(self) -> list[date]:
         """Months with at least one published (non-draft) entry, oldest first."""
@@ -203,10 +203,10 @@ class Archive:
     def month_digest(self, month: date) -> str:
         """A hash of everything the month's issue is made from in content/: its files' names and bytes,
         its editor's note, and the pool quote it shows."""
-        records = sorted(self.by_month.get(month, ()), key=lambda r: r.path)
-        parts = "\0".join(f"{os.path.basename(r.path)}\0{r.digest}" for r in records)
+        facts = _month_facts(self.by_month.get(month, ()), self.config)
+        parts = facts.digest_parts
         note = self.notes.get(month)
-        pooled = self.pool_quote(month) if not any(r.fields.kind == "quote" for r in records) else None
+        pooled = self.pool_quote(month) if not facts.has_quote else None
         parts += f"\0note\0{note.digest if note else ''}\0pool\0{pooled.key + pooled.digest if pooled else ''}"
         return hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
 
@@ -242,9 +242,9 @@ class Archive:
             pooled = quotes.with_html(pooled) if pooled else None
             return make_issue(month, chosen, self.config, note, pooled)
         made_from = (
-            month, self.config.site, self.config.email, tuple((r.path, r.digest) for r in records),
-            note.digest if note else None, (pooled.key, pooled.digest) if pooled else None,
-        )  # fmt: skip
+            month, self.config.site, self.config.email, records, note.digest if note else None,
+            (pooled.key, pooled.digest) if pooled else None,
+        )  # fmt: skip (the records compare by identity first: a folder unchanged gives the same tuple)
         slot = (str(self.config.paths.content), month)  # one entry per month: an edit replaces what it held
         kept = _MADE.get(slot)
         if kept is not None and kept[0] == made_from:
@@ -353,11 +353,12 @@ def load_archive(config: Config, *, strict: bool = True, link_warnings: bool = F
     warnings only with `link_warnings` (`digest check`), or per month (`month_link_warnings`).
     """
     scanner = _Scanner(config)
-    records, problems = scanner.scan(link_warnings=link_warnings)
+    records, problems, folders = scanner.scan(link_warnings=link_warnings)
     notes, note_problems = editors_note.load_notes(config, links=link_warnings, paths=scanner.notes)
     pool, pool_problems = quotes.load_pool(config)
-    found = problems + tuple(_duplicate_urls(records, config)) + tuple(note_problems + pool_problems)
-    archive = Archive(config, records, found, notes, pool)
+    by_month = _join_groups(folders)
+    twice = tuple(p for group in by_month.values() for p in _month_facts(group, config).duplicates)
+    archive = Archive(config, records, problems + twice + tuple(note_problems + pool_problems), notes, pool, folders)
     if strict and archive.errors:
         raise ContentError(archive.errors)
     return archive
@@ -382,16 +383,65 @@ def _link_warnings(record: Record, config: Config) -> list[Problem]:
     return [Problem(shown, p.message, p.line, p.hint, p.warning) for p in found]
 
 
+def _group_by_month(records: tuple[Record, ...] | list[Record]) -> dict[date, tuple[Record, ...]]:
+    """The published (non-draft) records per month, in the order given."""
+    groups: dict[date, list[Record]] = {}
+    for record in records:
+        if not record.draft:
+            groups.setdefault(record.month, []).append(record)
+    return {month: tuple(group) for month, group in groups.items()}
+
+
+def _join_groups(folders: tuple[dict[date, tuple[Record, ...]], ...]) -> dict[date, tuple[Record, ...]]:
+    """Folders' month groups joined in walk order, oldest month first; a month found in one folder only keeps
+    that folder's tuple."""
+    parts: dict[date, list[tuple[Record, ...]]] = {}
+    for groups in folders:
+        for month, records in groups.items():
+            parts.setdefault(month, []).append(records)
+    return {month: found[0] if len(found) == 1 else sum(found, ()) for month, found in sorted(parts.items())}
+
+
+class _MonthFacts(NamedTuple):
+    records: tuple[Record, ...]  # the month's published records, the object they were worked out from
+    digest_parts: str  # the files' names and digests, for `Archive.month_digest`
+    duplicates: tuple[Problem, ...]  # entries with the same URL as an earlier one in the month
+    has_quote: bool  # a dated quote of its own: the pool's quote of the month is not shown
+
+
+def _month_facts(records: tuple[Record, ...], config: Config) -> _MonthFacts:
+    """What the scan and the render cache work out from a month's records, remembered per month while its
+    records are the same tuple: a long-running process building again re-reads only the folders that
+    changed, and the other months' tuples come back unchanged (`_Scanner.scan`)."""
+    if not records:
+        return _MonthFacts(records, "", (), False)
+    slot = (str(config.root), str(config.paths.content), records[0].month)
+    kept = _FACTS.get(slot)
+    if kept is not None and kept.records is records:  # held here, so no other tuple can have its identity
+        return kept
+    ordered = sorted(records, key=_PATH)
+    parts = "\0".join(f"{os.path.basename(r.path)}\0{r.digest}" for r in ordered)
+    has_quote = any(r.fields.kind == "quote" for r in records)
+    facts = _MonthFacts(records, parts, tuple(_duplicate_urls(records, config)), has_quote)
+    _FACTS.put(slot, facts)
+    return facts
+
+
+_FACTS = _Kept(4096)
+_PATH = operator.attrgetter("path")
+
+
 def _duplicate_urls(records: tuple[Record, ...], config: Config) -> list[Problem]:
-    groups: dict[tuple[date, str], list[Record]] = {}
+    """Entries of one month with the same URL as an earlier one (by date, then path)."""
+    groups: dict[str, list[Record]] = {}
     for record in records:  # one pass; only the rare groups of two or more are sorted
         if record.url_key and not record.draft:
-            groups.setdefault((record.month, record.url_key), []).append(record)
+            groups.setdefault(record.url_key, []).append(record)
     twice = [r for group in groups.values() if len(group) > 1 for r in group]
-    seen: dict[tuple[date, str | None], Record] = {}
+    seen: dict[str | None, Record] = {}
     problems = []
     for record in sorted(twice, key=lambda r: (r.fields.date, r.path)):
-        first = seen.setdefault((record.month, record.url_key), record)
+        first = seen.setdefault(record.url_key, record)
         if first is not record:
             earlier = display_path(Path(first.path), config)
             problems.append(
@@ -429,39 +479,59 @@ class _Scanner:
         self.notes: list[Path] = []  # the editors' notes (`_issue.md`) the walk came across
         self.fingerprint = (CACHE_VERSION, config.site.sections, config.site.timezone, str(self.root))
 
-    def scan(self, *, link_warnings: bool = False) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
+    def scan(
+        self, *, link_warnings: bool = False
+    ) -> tuple[tuple[Record, ...], tuple[Problem, ...], tuple[dict[date, tuple[Record, ...]], ...]]:
+        """The records and problems in walk order, and each folder's records by month (`Archive.folders`).
+
+        A folder whose files all have the (mtime, size) its cache file holds is taken whole from that file,
+        with no work per file beyond its `stat`; the others are compared file by file."""
         if not self.root.is_dir():
             missing = Problem(
                 display_path(self.root, self.config),
                 "content folder not found",
                 hint="create it, or set [paths] content in digest.toml",
             )
-            return (), (missing,)
-        old = self._load_cache()
+            return (), (missing,), ()
+        shards = self._load_cache()
         self.notes = []
-        walked = list(self._walk(old))
-        unchanged = {path for path, key, _ in walked if key is not None and old[path].stat == key}
-        stale = [path for path, _, problem in walked if not problem and path not in unchanged]
+        walked = list(self._walk(shards))
+        same = set() if link_warnings else {f for f, found in walked if f in shards and shards[f].listing == found}
+        old = {path: cached for f, shard in shards.items() if f not in same for path, cached in shard.files.items()}
+        compared = [file for f, found in walked if f not in same for file in found]
+        unchanged = {path for path, key, _ in compared if key is not None and old[path].stat == key}
+        stale = [path for path, _, problem in compared if not problem and path not in unchanged]
         fresh = self._parse_all(stale, old, unchanged)
         new: dict[str, Cached] = {}
         records: list[Record] = []
         problems: list[Problem] = []
-        for path, _, problem in walked:
-            if problem:
-                problems.append(problem)
+        folders: list[dict[date, tuple[Record, ...]]] = []
+        for folder, found in walked:
+            if folder in same:
+                shard = shards[folder]
+                records += shard.records
+                problems += shard.problems
+                folders.append(shard.months)
                 continue
-            cached = new[path] = fresh.get(path) or old[path]
-            if link_warnings and cached.record is not None and cached.links is None:
-                cached = new[path] = cached._replace(links=tuple(_link_warnings(cached.record, self.config)))
-                self._saved.discard(os.path.dirname(path))
-            if cached.record is not None:
-                records.append(cached.record)
-            problems.extend(cached.problems + (cached.links or () if link_warnings else ()))
+            mine: list[Record] = []
+            for path, _, problem in found:
+                if problem:
+                    problems.append(problem)
+                    continue
+                cached = new[path] = fresh.get(path) or old[path]
+                if link_warnings and cached.record is not None and cached.links is None:
+                    cached = new[path] = cached._replace(links=tuple(_link_warnings(cached.record, self.config)))
+                    self._saved.discard(folder)
+                if cached.record is not None:
+                    mine.append(cached.record)
+                problems.extend(cached.problems + (cached.links or () if link_warnings else ()))
+            records += mine
+            folders.append(_group_by_month(mine))
         changed = {os.path.dirname(p) for p in new if new[p] is not old.get(p)} - self._saved
-        folders = changed | {os.path.dirname(p) for p in old if p not in new}  # files gone: always rewritten
-        if folders:
-            self._save_cache(new, folders)
-        return tuple(records), tuple(problems)
+        gone = {os.path.dirname(p) for p in old if p not in new}  # files gone: their folders' files rewritten
+        if changed or gone:
+            self._save_cache(new, changed | gone)
+        return tuple(records), tuple(problems), tuple(folders)
 
     def _parse_all(self, stale: list[str], old: dict[str, Cached], unchanged: set[str]) -> dict[str, Cached]:
         """Parse the changed files, saving the folders parsed so far every CHECKPOINT_SECONDS: a crash or
@@ -488,68 +558,85 @@ class _Scanner:
                 self._saved.add(folder)
         return fresh
 
-    def _walk(self, known: dict[str, Cached]) -> Iterator[tuple[str, tuple[int, int] | None, Problem | None]]:
-        """Every entry file with its (mtime, size) if the cache knows it (else None: the read that parses it
-        takes them, so a cold scan makes one system call a file fewer), or the problem that stops it."""
-        stack = [str(self.root)]
+    def _walk(self, shards: dict[str, _Shard]) -> Iterator[tuple[str, list[_Found]]]:
+        """Each folder with its entry files by name: each with its (mtime, size) if the folder's cache file knows
+        it (else None: the read that parses it takes them, so a cold scan makes one system call a file fewer),
+        or the problem that stops it."""
+        root = str(self.root)
+        stack = [root]
         while stack:
             folder = stack.pop()
             with os.scandir(folder) as it:
                 items = sorted(it, key=_NAME)
+            shard = shards.get(folder)
+            known = shard.files if shard is not None else {}
+            found: list[_Found] = []
             for item in items:
-                if item.name.startswith(".") or (item.name.startswith("_") and not item.is_dir()):
-                    if item.name == editors_note.NOTE_NAME:
-                        self.notes.append(Path(item.path))
-                    continue  # hidden files, and `_issue.md` and the like: not entries (editors_note)
-                if folder == str(self.root) and item.name == quotes.QUOTES_FOLDER:
-                    continue  # the quote pool (quotes.load_pool)
-                if item.is_symlink() and not is_inside(Path(item.path), self.root):
-                    problem = Problem(
-                        display_path(Path(item.path), self.config),
-                        "symlink points outside the content folder, or in a loop",
-                        hint="copy the file into content/ instead",
-                    )
-                    yield item.path, None, problem
-                elif item.is_dir(follow_symlinks=False):
-                    stack.append(item.path)
-                elif item.name.endswith(ENTRY_SUFFIXES) and item.is_file():
-                    if item.path in known:
-                        stat = item.stat()
-                        yield item.path, (stat.st_mtime_ns, stat.st_size), None
-                    else:
-                        yield item.path, None, None
+                name = item.name
+                if not (name.endswith(ENTRY_SUFFIXES) and name[0] not in "._" and item.is_file(follow_symlinks=False)):
+                    if name.startswith(".") or (name.startswith("_") and not item.is_dir()):
+                        if name == editors_note.NOTE_NAME:
+                            self.notes.append(Path(item.path))
+                        continue  # hidden files, and `_issue.md` and the like: not entries (editors_note)
+                    if folder == root and name == quotes.QUOTES_FOLDER:
+                        continue  # the quote pool (quotes.load_pool)
+                    if item.is_symlink() and not is_inside(Path(item.path), self.root):
+                        problem = Problem(
+                            display_path(Path(item.path), self.config),
+                            "symlink points outside the content folder, or in a loop",
+                            hint="copy the file into content/ instead",
+                        )
+                        found.append((item.path, None, problem))
+                        continue
+                    if item.is_dir(follow_symlinks=False):
+                        stack.append(item.path)
+                        continue
+                    if not (name.endswith(ENTRY_SUFFIXES) and item.is_file()):
+                        continue  # a symlink to an entry file inside content/ is read like the file
+                path = item.path
+                if path in known:
+                    stat = item.stat()
+                    found.append((path, (stat.st_mtime_ns, stat.st_size), None))
+                else:
+                    found.append((path, None, None))
+            yield folder, found
 
-    def _load_cache(self) -> dict[str, Cached]:
-        """Every folder's cache file that is whole (checksum) and of this version and config; the rest are
-        ignored, and their files parsed again."""
+    def _load_cache(self) -> dict[str, _Shard]:
+        """Every folder's cache file that is whole (checksum) and of this version and config, by folder; the
+        rest are ignored, and their files parsed again."""
         try:
             names = os.listdir(self.cache_dir)
         except OSError:
             return {}
-        files: dict[str, Cached] = {}
+        shards: dict[str, _Shard] = {}
         for name in names:
             if name.endswith(".pickle"):
-                files.update(self._load_shard(self.cache_dir / name))
-        return files
+                shard = self._load_shard(self.cache_dir / name)
+                if shard is not None:
+                    shards[shard.folder] = shard
+        return shards
 
-    def _load_shard(self, path: Path) -> dict[str, Cached]:
+    def _load_shard(self, path: Path) -> _Shard | None:
         """One folder's cache file; the same file read again by this process (same inode, mtime and size) is
         taken from memory: a long-running process (`digest preview`, `digest serve`) rebuilding on every edit
         would otherwise unpickle the whole archive each time."""
         try:
             stat = os.stat(path)
         except OSError:
-            return {}
+            return None
         seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size, self.fingerprint)
         kept = _READ_SHARDS.get(str(path))  # one entry per file: a rewritten file replaces what it held
         if kept is not None and kept[0] == seen:
             return kept[1]
         data = load_checked(path, CACHE_MAGIC)
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
-            return {}
-        files = data["files"] if path.name == self._shard_name(data.get("folder", "")) else {}
-        _READ_SHARDS.put(str(path), (seen, files))
-        return files
+            return None
+        folder = data.get("folder", "")
+        if path.name != self._shard_name(folder):
+            return None
+        shard = _Shard.of(folder, data["files"])
+        _READ_SHARDS.put(str(path), (seen, shard))
+        return shard
 
     def _shard_name(self, folder: str) -> str:
         return hashlib.blake2b(folder.encode(), digest_size=10).hexdigest() + ".pickle"
@@ -576,6 +663,28 @@ class _Scanner:
         except OSError as exc:  # a read-only checkout still builds, only slower
             log.debug("content cache not written: %s", exc)
         return packed
+
+
+_Found = tuple[str, tuple[int, int] | None, Problem | None]  # a file the walk found: path, (mtime, size), problem
+
+
+class _Shard(NamedTuple):
+    """One folder's cache file as read, with what a scan takes whole from it while the folder is unchanged."""
+
+    folder: str
+    files: dict[str, Cached]
+    listing: list[_Found]  # what `_Scanner._walk` finds in the folder when no file changed
+    records: tuple[Record, ...]  # by file name, as the walk finds them
+    problems: tuple[Problem, ...]
+    months: dict[date, tuple[Record, ...]]  # the published records by month (`Archive.folders`)
+
+    @classmethod
+    def of(cls, folder: str, files: dict[str, Cached]) -> _Shard:
+        ordered = sorted(files.items())  # by path: within a folder, by name as the walk goes
+        records = tuple(c.record for _, c in ordered if c.record is not None)
+        listing: list[_Found] = [(path, c.stat, None) for path, c in ordered]
+        problems = tuple(p for _, c in ordered for p in c.problems)
+        return cls(folder, files, listing, records, problems, _group_by_month(records))
 
 
 CHECKPOINT_SECONDS = 1.0

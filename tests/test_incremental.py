@@ -376,13 +376,16 @@ def test_a_long_running_process_sees_every_change_its_memory_of_the_archive_coul
 
     from digest import collect
 
-    def issues(config) -> list:
-        archive = collect.load_archive(config)
-        return [archive.issue(m, html=False) for m in archive.months()]
+    def issues(config) -> tuple:
+        """Each month's issue and digest (the render cache's key), and every problem, duplicates included."""
+        archive = collect.load_archive(config, strict=False)
+        months = archive.months()
+        return [archive.issue(m, html=False) for m in months], [archive.month_digest(m) for m in months], archive.problems
 
-    def from_scratch(config) -> list:
+    def from_scratch(config) -> tuple:
         collect._READ_SHARDS.clear()
         collect._MADE.clear()
+        collect._FACTS.clear()
         return issues(config)
 
     config = archive.config()
@@ -397,7 +400,16 @@ def test_a_long_running_process_sees_every_change_its_memory_of_the_archive_coul
     (archive.content / "2025/01/2025-01-1.md").rename(archive.content / "2025/01/sub/2025-01-1.md")
     seen = issues(config)
     assert seen == from_scratch(config)
-    assert any("sub" in str(e.path) for i in seen for e in i.entries)
+    assert any("sub" in str(e.path) for i in seen[0] for e in i.entries)
+
+    twin = archive.content / "2025/01/2025-01-0.md"  # the same URL in another folder of the month: an error
+    (archive.content / "2025/01/sub/twin.md").write_text(twin.read_text().replace("2025-01-10", "2025-01-20"))
+    seen = issues(config)
+    assert seen == from_scratch(config)
+    assert [p.path.name for p in seen[2] if "same url" in p.message] == ["twin.md"]
+    (archive.content / "2025/01/sub/twin.md").unlink()
+    assert issues(config) == from_scratch(config)
+    assert not any("same url" in p.message for p in issues(config)[2])
 
     renamed = replace(config, site=replace(config.site, title="Another Title"))
     assert issues(renamed) == from_scratch(renamed) != from_scratch(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +38,17 @@ def url_line(label: str, url: str, indent: str = "") -> str:
 
 def wrap(text: str, first: str = "", rest: str = "") -> str:
     """Prose at 76 columns; a word longer than that (a URL) stands alone on its line, unbroken."""
+    return _filled(" ".join(text.split()), LINE, first, rest, unbroken=True)
+
+
+@functools.lru_cache(maxsize=8192)
+def _filled(text: str, width: int, first: str = "", rest: str = "", *, unbroken: bool = False) -> str:
+    """`textwrap.fill`, remembered: wrapping is most of the text part's cost, and a long-running process
+    (`digest preview`, the web front) wraps the same commentary again on every build; `unbroken` keeps long
+    words (URLs) and hyphenated words whole."""
     return textwrap.fill(
-        " ".join(text.split()), LINE, initial_indent=first, subsequent_indent=rest,
-        break_long_words=False, break_on_hyphens=False,
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=not unbroken,
+        break_on_hyphens=not unbroken,
     )  # fmt: skip
 
 
@@ -50,8 +59,7 @@ def quote_text(quote: str | None, notes: Footnotes) -> str:
     writer = _Writer(notes)
     writer.quote = 1
     if shown_flat(quote):
-        writer.out = [(False, textwrap.fill(p, WIDTH - 2, initial_indent="> ", subsequent_indent="> "))
-                      for p in flat_paragraphs(quote)]  # fmt: skip
+        writer.out = [(False, _filled(p, WIDTH - 2, "> ", "> ")) for p in flat_paragraphs(quote)]
     else:
         writer.blocks(commentary_tree(with_line_breaks(quote)).children)
     lines = writer.text().split("\n")
@@ -63,7 +71,7 @@ def commentary_text(body: str, notes: Footnotes, indent: str = "") -> str:
     if not body:
         return ""
     if shown_flat(body):  # the HTML shows such commentary as plain paragraphs; so does the text
-        text = "\n\n".join(textwrap.fill(p, WIDTH) for p in flat_paragraphs(body))
+        text = "\n\n".join(_filled(p, WIDTH) for p in flat_paragraphs(body))
     else:
         writer = _Writer(notes)
         writer.blocks(commentary_tree(body).children)
@@ -137,10 +145,7 @@ class _Writer:
         lines = []
         for number, line in enumerate(text.split("\n")):
             head = first if number == 0 else rest
-            lines.append(
-                textwrap.fill(line or " ", WIDTH, initial_indent=prefix + head, subsequent_indent=prefix + rest,
-                              break_long_words=False, break_on_hyphens=False).rstrip()
-            )  # fmt: skip
+            lines.append(_filled(line or " ", WIDTH, prefix + head, prefix + rest, unbroken=True).rstrip())
         return "\n".join(lines)
 
     def text(self) -> str:
