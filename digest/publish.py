@@ -57,15 +57,18 @@ def render(config: Config, month: date | None = None, *, for_sending: bool = Fal
     renders = RenderCache(config, archive, full=full)
     _log_warnings(archive, issue, renders.link_warnings(issue.month))
     keep_compiled(config.paths.templates, config.var_dir / "cache" / "templates", code_version())
-    issues, plan = _Issues(archive, issue, renders), plan_site(renders, months)
+    recent = months[-config.feeds.keep :]
+    feeds_key = renders.feeds_key(recent)
+    others = {"index.html": renders.index_key(months), **{name: feeds_key for name in FEED_FILES}}
+    issues, plan = _Issues(archive, issue, renders), plan_site(renders, months, others)
     changed = [i for i, m in enumerate(months) if page_path(m) not in plan.kept]
     pages = [
         render_page(issues[months[i]], issues.article(months[i]), issues.pair(neighbours(months, i)), config)
         for i in changed
     ]
-    index = Page("index.html", renders.cached("index", renders.index_key(months), issues.index))
+    index = Page("index.html", renders.in_output("index.html", plan) or issues.index())
     rendered = Rendered(issue, _email(issues, issue, renders, config), (*pages, index, *static_pages(config)),
-                        _feeds(months[-config.feeds.keep :], issues, renders), plan)  # fmt: skip
+                        _feeds(recent, issues, renders, plan), plan)  # fmt: skip
     if for_sending:
         preflight(config, rendered)
         rendered = replace(rendered, sendable=True)
@@ -113,18 +116,18 @@ class _Issues:
         return render_index_page([self[m] for m in self.archive.months()], self.config).body
 
 
-def _feeds(recent: list[date], issues: _Issues, renders: RenderCache) -> Feeds:
-    """RSS, Atom and JSON Feed of the recent issues, from the render cache when none of them changed."""
-    from digest.render.cache import pack, unpack
+FEED_FILES = ("feed.xml", "atom.xml", "feed.json")  # in the site folder, in the order of `Feeds`' fields
+
+
+def _feeds(recent: list[date], issues: _Issues, renders: RenderCache, plan: SitePlan) -> Feeds:
+    """RSS, Atom and JSON Feed of the recent issues, as the output holds them when none of them changed."""
     from digest.render.feed import Feeds, render_feeds
 
-    def render() -> bytes:
-        articles = {issues[m].key: issues.article(m) for m in recent}
-        feeds = render_feeds([issues[m] for m in recent], articles, renders.config)
-        return pack(feeds.rss, feeds.atom, feeds.json)
-
-    rss, atom, json_feed = unpack(renders.cached("feeds", renders.feeds_key(recent), render), 3)
-    return Feeds(rss, atom, json_feed)
+    kept = [renders.in_output(name, plan) for name in FEED_FILES]
+    if all(body is not None for body in kept):
+        return Feeds(*kept)  # type: ignore[arg-type]
+    articles = {issues[m].key: issues.article(m) for m in recent}
+    return render_feeds([issues[m] for m in recent], articles, renders.config)
 
 
 def _email(issues: _Issues, issue: Issue, renders: RenderCache, config: Config) -> RenderedEmail:
@@ -165,7 +168,7 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     emails = config.paths.output / "email"
     groups: list[list[tuple[Path, bytes | str]]] = [
         pages,
-        [(site / "feed.xml", feeds.rss), (site / "atom.xml", feeds.atom), (site / "feed.json", feeds.json)],
+        list(zip((site / name for name in FEED_FILES), (feeds.rss, feeds.atom, feeds.json))),
         [
             (emails / f"{rendered.issue.key}.html", rendered.email.html),
             (emails / f"{rendered.issue.key}.txt", rendered.email.text),

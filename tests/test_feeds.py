@@ -9,6 +9,8 @@ from xml.etree import ElementTree
 
 import feedparser
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from conftest import site_settings
 from html_safety import executable
 from test_render import HOSTILE
@@ -161,3 +163,23 @@ def test_a_site_under_a_path_gets_absolute_links(new_project):
     assert ("self", "https://example.org/links/feed.xml") in {(link.rel, link.href) for link in parsed.feed.links}
     assert parsed.entries[0].link == "https://example.org/links/2025/02/"
     assert parsed.entries[0].id == "tag:example.org,2025-02-01:issue-2025-02"
+
+
+xml_text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn")) | st.sampled_from('\n\t"\\/<&'), min_size=1)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(xml_text, min_size=2, max_size=2), xml_text, xml_text)
+def test_the_json_feed_is_what_json_dumps_writes_byte_for_byte(two_months, articles, title, description):
+    """Each item's JSON is remembered and joined by hand: the document must still be exactly what
+    `json.dumps(feed, ensure_ascii=False, indent=2)` writes, for any text (the second build is from memory)."""
+    from dataclasses import replace
+
+    config = two_months.config()
+    config = replace(config, site=replace(config.site, title=title, description=description))
+    issues = load_archive(config).recent(2)
+    contents = dict(zip([i.key for i in issues], articles))
+    for _ in range(2):
+        written = render_feeds(issues, contents, config).json
+        assert written == json.dumps(json.loads(written), ensure_ascii=False, indent=2).encode() + b"\n"
+        assert [i["content_html"] for i in json.loads(written)["items"]] == [contents[i.key] for i in reversed(issues)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,29 @@ def test_a_damaged_or_foreign_cache_is_never_trusted(archive, cli, tmp_path):
     touch(entry, entry.read_text().replace("Commentary on", "New commentary on"))
     assert_same_as_full_build(archive, cli, tmp_path)
     assert b"New commentary" in (archive.root / "output/site/2024/12/index.html").read_bytes()
+
+
+def test_the_index_and_feeds_are_taken_from_the_output_until_someone_changes_them(archive, cli, tmp_path, monkeypatch):
+    """The output is the index's and the feeds' cache: an unchanged build renders neither, and one edited, cut
+    short or removed by hand is rendered again."""
+    from digest.render import feed, site
+
+    assert_same_as_full_build(archive, cli, tmp_path)
+    rendered: list[str] = []
+    for module, name in ((feed, "render_feeds"), (site, "render_index_page")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, real=real, name=name: rendered.append(name) or real(*args))
+    output = archive.root / "output/site"
+    for change in (None, "feed.xml", "atom.xml", "feed.json", "index.html"):
+        if change == "atom.xml":
+            (output / change).unlink()
+        elif change:
+            body = (output / change).read_bytes()
+            (output / change).write_bytes(body[: len(body) // 2])
+        rendered.clear()
+        publish.build(archive.config(), date(2025, 2, 1))
+        assert rendered == ([] if change is None else ["render_index_page"] if change == "index.html" else ["render_feeds"])
+        assert_same_as_full_build(archive, cli, tmp_path)
 
 
 def test_the_cache_is_written_atomically_and_versioned(archive, cli):

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from functools import cache, cached_property
@@ -133,13 +133,18 @@ class RenderCache:
     def put(self, name: str, key: str, payload: bytes) -> None:
         self._write(self.folder / name, key, payload)
 
-    def cached(self, name: str, key: str, make: Callable[[], bytes]) -> bytes:
-        """What was saved under `name` for `key`, or `make()`, saved."""
-        payload = self.get(name, key)
-        if payload is None:
-            payload = make()
-            self.put(name, key, payload)
-        return payload
+    def in_output(self, path: str, plan: SitePlan) -> bytes | None:
+        """The bytes of a site file (the index, a feed) the output holds as rendered from its key in `plan`
+        (the manifest says so, and its size and mtime are as written); None if it must be rendered. The output
+        is its own cache: keeping a copy in var/ cost a megabyte's write on every build that changed it."""
+        record = plan.kept.get(path)
+        if record is None:
+            return None
+        try:
+            body = (self.site / path).read_bytes()
+        except OSError:
+            return None
+        return body if len(body) == record.size else None
 
     def article(self, month: date) -> str | None:
         payload = self.get(f"{month:%Y-%m}.article", self.month_key(month))
@@ -211,7 +216,8 @@ class RenderCache:
     # -- the pages in the output ----------------------------------------------------------------
 
     def manifest(self) -> dict[str, PageRecord]:
-        """The issue pages the last build wrote (relative to the site folder), as it recorded them."""
+        """The issue pages, the index and the feeds the last build wrote (relative to the site folder), as it
+        recorded them."""
         payload = self._read(self.folder / "pages.json", _key(str(self.site)))
         try:
             pages = json.loads(payload) if payload is not None else {}
@@ -231,7 +237,7 @@ class RenderCache:
         return (stat.st_size, stat.st_mtime_ns) == (record.size, record.mtime_ns)
 
     def save_manifest(self, keys: dict[str, str], kept: dict[str, PageRecord]) -> None:
-        """Record every issue page: those reused as they were, the rest as just written."""
+        """Record every page and feed: those reused as they were, the rest as just written."""
         pages = {}
         for path, key in keys.items():
             record = kept.get(path)
@@ -246,21 +252,23 @@ class RenderCache:
 
 @dataclass(frozen=True)
 class SitePlan:
-    """Which issue pages a build renders, and which the output already holds as they would be rendered."""
+    """Which issue pages, index and feeds a build renders, and which the output already holds as they would be
+    rendered."""
 
-    keys: dict[str, str]  # every issue page (relative to the site folder) -> the key it is rendered from
-    kept: dict[str, PageRecord]  # the pages the output holds already rendered from their key: not rendered again
+    keys: dict[str, str]  # every issue page, the index and the feeds (relative to the site folder) -> their key
+    kept: dict[str, PageRecord]  # what the output holds already rendered from its key: not rendered again
     stale: tuple[str, ...]  # pages an earlier build wrote for months that no longer have an issue: removed
 
 
-def plan_site(renders: RenderCache, months: Sequence[date]) -> SitePlan:
-    """`months` oldest first, as the pages link to each other."""
+def plan_site(renders: RenderCache, months: Sequence[date], others: dict[str, str]) -> SitePlan:
+    """`months` oldest first, as the pages link to each other; `others`: the index and the feeds, with their keys."""
     manifest = renders.manifest()
     keys, kept = {}, {}
     for index, month in enumerate(months):
-        path = page_path(month)
-        keys[path] = renders.page_key(month, *neighbours(months, index))
-        if renders.page_is_current(path, keys[path], manifest):
+        keys[page_path(month)] = renders.page_key(month, *neighbours(months, index))
+    keys.update(others)
+    for path, key in keys.items():
+        if renders.page_is_current(path, key, manifest):
             kept[path] = manifest[path]
     return SitePlan(keys, kept, tuple(path for path in manifest if path not in keys))
 
