@@ -248,6 +248,8 @@ class Archive:
         slot = (str(self.config.paths.content), month)  # one entry per month: an edit replaces what it held
         kept = _MADE.get(slot)
         if kept is not None and kept[0] == made_from:
+            if kept[0][3] is not records:  # equal records read again: kept with these, so the next build compares
+                _MADE.put(slot, (made_from, kept[1]))  # by identity, not record by record
             return kept[1]
         issue = make_issue(month, [r.entry() for r in records], self.config, note, pooled)
         _MADE.put(slot, (made_from, issue))
