@@ -1,6 +1,7 @@
 """The render cache in var/cache/render/: each month's article and email, keyed by a hash of their inputs
 (the month's entry files, editor's note and quote of the month, the templates, the configuration, the code),
-and the manifest of the issue pages already in the output, so an incremental build renders only what changed.
+and the manifest of the issue pages, index and feeds already in the output (the output is their cache), so an
+incremental build renders only what changed.
 
 Every file is written atomically and starts with a version, its key and a checksum of the rest: a file from
 another version, for other inputs, or damaged in any way is a miss, never trusted.
