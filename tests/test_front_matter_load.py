@@ -44,7 +44,16 @@ def scalar(value: str) -> st.SearchStrategy[str]:
     return st.sampled_from([value, f'"{quoted}"', f"'{single}'"])
 
 
-values = st.one_of(plain.flatmap(scalar), words.flatmap(scalar), st.just("[a, b]"), st.just("!!str 12"), st.just(""))
+# Dates and times as writers type them, and near misses: days and hours that do not exist, other separators,
+# fractions, zones, digits of other scripts (the loader reads the plain ones without YAML's constructor)
+dates = st.one_of(
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?( ?(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?)?", fullmatch=True),
+    st.sampled_from(["2024-02-29", "2025-02-29", "0000-01-01", "0001-01-01 00:00:00", "9999-12-31T23:59:59",
+                     "2025-02-03 24:00:00", "2025-02-03 23:60:00", "2025-02-03  10:00:00", "\u0662\u0660\u0662\u0665-02-03"]),
+)  # fmt: skip
+values = st.one_of(
+    plain.flatmap(scalar), words.flatmap(scalar), dates, st.just("[a, b]"), st.just("!!str 12"), st.just("")
+)
 keys = st.one_of(st.sampled_from(content.KNOWN_KEYS + ("<<", "1", "true", "null", "? x")), words.map(repr))
 
 
@@ -85,7 +94,7 @@ simple_keys = st.integers(0, 9).flatmap(lambda n: text_values if n == 0 else wor
     st.lists(
         st.tuples(
             simple_keys,
-            st.one_of(plain, text_values, text_values, st.one_of(calm, text_values).map(lambda v: f'"{v}"'), st.one_of(calm, text_values).map(lambda v: f"'{v}'")),
+            st.one_of(plain, dates, text_values, text_values, st.one_of(calm, text_values).map(lambda v: f'"{v}"'), st.one_of(calm, text_values).map(lambda v: f"'{v}'")),
         ),
         min_size=1,
         max_size=5,
