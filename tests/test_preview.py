@@ -185,6 +185,39 @@ def test_a_templates_folder_made_during_the_preview_overrides_the_theme_and_remo
 
 
 @pytest.mark.browser
+def test_a_folder_removed_before_its_watch_starts_does_not_end_the_watch(tmp_path: Path) -> None:
+    """The watch lists the folders, then starts on them: a folder removed in between (the writer deleting
+    templates/ while the preview restarts its watch) made the watcher raise, and the preview stopped seeing
+    edits. Here the first listing names a folder that is gone; edits must still be rendered."""
+    import anyio
+
+    from digest.config import load_config
+    from digest.preview import Previewer
+
+    root = write_project(tmp_path / "site")
+    previewer = Previewer(load_config(root / "digest.toml"), root / "digest.toml", None, "https://example.invalid/u")
+    previewer.refresh(first=True)
+    listed, real = [], previewer.folders
+    previewer.folders = lambda: real() + ((root / "gone",) if not listed and not listed.append(1) else ())  # type: ignore[method-assign]
+
+    async def edit_until_rendered() -> None:
+        stop = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(previewer.watch, stop)
+            first = previewer.generation
+            with anyio.fail_after(WAIT_MS / 1000):
+                for n in range(10**6):
+                    if previewer.generation != first:
+                        break
+                    set_title(first_entry(root), f"Watched again {n} — 再次 ✓")
+                    await anyio.sleep(0.25)
+            stop.set()
+            previewer.stop()
+
+    anyio.run(edit_until_rendered)
+    assert listed and "Watched again" in previewer.snapshot.text
+
+
 def test_an_edit_shows_up_in_the_open_page_without_a_reload(preview: Preview, browser) -> None:  # noqa: F811
     from playwright.sync_api import expect
 

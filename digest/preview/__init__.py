@@ -121,10 +121,13 @@ class Previewer:
                 watching = awatch(
                     *folders, watch_filter=DefaultFilter(), stop_event=restart, rust_timeout=1000, yield_on_timeout=True
                 )
-                async for changes in watching:
-                    if changes or catch_up:
-                        await self.changed()
-                    catch_up = False
+                try:
+                    async for changes in watching:
+                        if changes or catch_up:
+                            await self.changed()
+                        catch_up = False
+                except FileNotFoundError:  # a folder went between `folders()` and the watch starting on it
+                    await anyio.sleep(0.05)  # list them again; the new watch's first yield renders what changed
 
     async def _watch_root(self, stop: anyio.Event) -> None:
         """digest.toml, and the content or templates folder appearing, in the config's own folder only."""
