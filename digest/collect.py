@@ -169,7 +169,7 @@ class Archive:
     problems: tuple[Problem, ...] = field(default=())
     notes: dict[date, EditorsNote] = field(default_factory=dict)  # each month's _issue.md
     pool: tuple[quotes.Quote, ...] = ()  # content/quotes/, in pool order
-    folders: tuple[dict[date, tuple[Record, ...]], ...] | None = None  # each content folder's `by_month`, walk order
+    grouped: dict[date, tuple[Record, ...]] | None = None  # `by_month` as the scan joined it from its folders
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -191,10 +191,10 @@ class Archive:
 
     @functools.cached_property
     def by_month(self) -> dict[date, tuple[Record, ...]]:
-        """Published (non-draft) records per month, oldest month first: grouped once, not per issue. From the
-        scan's groups per folder where it has them: a month kept in one folder is that folder's tuple, the
-        same object from build to build while the folder is unchanged (what `_month_facts` relies on)."""
-        return _join_groups(self.folders if self.folders is not None else (_group_by_month(self.records),))
+        """Published (non-draft) records per month, oldest month first: grouped once, not per issue. As the
+        scan joined them where it did: a month kept in one folder is that folder's tuple, the same object from
+        build to build while the folder is unchanged (what `_month_facts` relies on)."""
+        return self.grouped if self.grouped is not None else _join_groups((_group_by_month(self.records),))
 
     def months(self) -> list[date]:
         """Months with at least one published (non-draft) entry, oldest first."""
@@ -360,7 +360,7 @@ def load_archive(config: Config, *, strict: bool = True, link_warnings: bool = F
     pool, pool_problems = quotes.load_pool(config)
     by_month = _join_groups(folders)
     twice = tuple(p for group in by_month.values() for p in _month_facts(group, config).duplicates)
-    archive = Archive(config, records, problems + twice + tuple(note_problems + pool_problems), notes, pool, folders)
+    archive = Archive(config, records, problems + twice + tuple(note_problems + pool_problems), notes, pool, by_month)
     if strict and archive.errors:
         raise ContentError(archive.errors)
     return archive
@@ -484,7 +484,7 @@ class _Scanner:
     def scan(
         self, *, link_warnings: bool = False
     ) -> tuple[tuple[Record, ...], tuple[Problem, ...], tuple[dict[date, tuple[Record, ...]], ...]]:
-        """The records and problems in walk order, and each folder's records by month (`Archive.folders`).
+        """The records and problems in walk order, and each folder's records by month (`_join_groups`).
 
         A folder whose files all have the (mtime, size) its cache file holds is taken whole from that file,
         with no work per file beyond its `stat`; the others are compared file by file."""
@@ -678,7 +678,7 @@ class _Shard(NamedTuple):
     listing: list[_Found]  # what `_Scanner._walk` finds in the folder when no file changed
     records: tuple[Record, ...]  # by file name, as the walk finds them
     problems: tuple[Problem, ...]
-    months: dict[date, tuple[Record, ...]]  # the published records by month (`Archive.folders`)
+    months: dict[date, tuple[Record, ...]]  # the published records by month (`_join_groups`)
 
     @classmethod
     def of(cls, folder: str, files: dict[str, Cached]) -> _Shard:

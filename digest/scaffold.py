@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
 from digest.config import CONFIG_NAME, Config, make_config
-from digest.settings import Invalid
 from digest.errors import DigestError
+from digest.settings import Invalid
 
 if TYPE_CHECKING:
     from digest.importers import EntryFile
