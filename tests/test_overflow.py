@@ -139,3 +139,36 @@ def test_the_text_part_wraps_at_76_columns_and_signs_off_with_the_standard_delim
     assert long == []
     assert "\n-- \n" in text and text.count("\n-- \n") == 1
     assert re.search(r"\n  > I think the biggest competitive advantage.*\n  >\n  > Most highly successful", text, re.S)
+
+
+@pytest.mark.parametrize("limit", [20_000, 30_000, 46_000, 53_000])
+def test_the_cut_shows_the_most_entries_that_fit_for_entries_of_any_length(new_project, limit):
+    """The search guesses from the sizes it has seen; its answer must still be the largest number of entries
+    that fits, which a render of every count finds, for a month whose entries are far from one length."""
+    from digest.render import email as email_module
+
+    settings = site_settings()
+    settings["email"] = {"max_html_bytes": limit}
+    project = new_project(settings=settings)
+    lengths = [1, 40, 2, 2, 90, 3, 1, 1, 60, 5, 1, 25, 2, 2, 2, 120, 1, 8, 3, 1, 1, 45, 1, 2, 70, 1, 1, 1, 15, 4]
+    for n, sentences in enumerate(lengths):
+        project.entry(
+            f"link-{n:02d}",
+            title=f"Entry {n} — «Ünïcode» 读书 {'long ' * (n % 7)}",
+            date=f"2025-02-{1 + n % 27:02d}",
+            section=["Articles and Blogs", "Papers and Reports", "News"][n % 3],
+            body=f"Commentary on entry {n}, with a few words about it. " * sentences,
+        )
+    config = project.config()
+    issue = load_archive(config).issue(__import__("datetime").date(2025, 2, 1))
+    email = render_email(issue, config)
+    slot = email_module.new_slot()
+
+    def size(shown: int) -> int:
+        return email_module.final_html_bytes(email_module._render_html(issue, config, slot, shown), slot, config)
+
+    every = [size(shown) for shown in range(len(lengths) + 1)]
+    assert every[-1] == email.full_bytes > limit
+    most = max(shown for shown, bytes_ in enumerate(every) if bytes_ <= limit)
+    assert email.shown == email.fits == most
+    assert len(longest_message_html(config, email)) <= limit

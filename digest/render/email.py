@@ -81,21 +81,23 @@ def render_email(issue: Issue, config: Config) -> RenderedEmail:
     """Render both parts; cut a month whose final HTML would pass `[email] max_html_bytes`."""
     slot = new_slot()
     total = len(issue.entries)
-    html, text = _render(issue, config, slot, total)
+    html = _render_html(issue, config, slot, total)
     full = final_html_bytes(html, slot, config)
     limit = config.email.max_html_bytes
     warnings = []
     shown = fits = total
+    list_rest = True
     if full > limit:
-        fits, cut_html, cut_text = _fit(issue, config, slot, limit)
+        fits, cut_html, list_rest = _fit(issue, config, slot, limit, full)
     if full > limit and config.email.overflow == "link":
-        shown, html, text = fits, cut_html, cut_text
+        shown, html = fits, cut_html
         warnings.append(
             f"{issue.key}: the email with every entry would be {full:,} bytes of HTML, over [email] max_html_bytes "
             f"({limit:,}); it shows {shown} of {total} entries in full and links the other {total - shown} "
             "to the web page"
         )
     elif full > limit:
+        list_rest = True  # "refuse" keeps the email whole
         warnings.append(
             f"{issue.key}: the email HTML is {full:,} bytes, over [email] max_html_bytes ({limit:,}) and only "
             f"{fits} of {total} entries fit; Gmail would clip it, hiding the rest and the unsubscribe link, so it "
@@ -103,6 +105,7 @@ def render_email(issue: Issue, config: Config) -> RenderedEmail:
         )
     for warning in warnings:
         log.warning("%s", warning)
+    text = _render_text(issue, config, _context(issue, config, slot, shown, list_rest))
     html, text, slot = settled_slot(html, text, slot)
     return RenderedEmail(issue.key, issue.subject, html, text, slot, tuple(warnings), total, shown, full, fits)
 
@@ -115,23 +118,46 @@ def final_html_bytes(html: str, slot: str, config: Config) -> int:
     return len(html.encode("utf-8")) + crlf + html.count(slot) * (longest_unsubscribe_url(config) - len(slot))
 
 
-def _fit(issue: Issue, config: Config, slot: str, limit: int) -> tuple[int, str, str]:
-    """The most entries, in section order, that fit in full with the rest listed (a binary search)."""
-    low, high = 0, len(issue.entries) - 1  # `low` entries always fit (0 shows only the list)
-    best = _render(issue, config, slot, 0)
-    while low < high:
-        middle = (low + high + 1) // 2
-        html, text = _render(issue, config, slot, middle)
-        if final_html_bytes(html, slot, config) <= limit:
-            low, best = middle, (html, text)
+def _fit(issue: Issue, config: Config, slot: str, limit: int, full: int) -> tuple[int, str, bool]:
+    """The most entries, in section order, that fit in full with the rest listed, with that HTML and whether
+    the rest's titles are listed (when even they don't fit, the email has only the link to the page).
+
+    Every probe is a whole render (premailer dominates it), and a plain binary search's first probes are its
+    largest (half the month, then a quarter...). Each guess here is where the size, growing by about the same
+    for each entry shown in full, would reach the limit between the two sizes that bracket it (regula falsi);
+    after a few guesses the bracket is halved. The answer is the binary search's; a month of entries of
+    similar length takes two or three probes, each near the limit in size."""
+    total = len(issue.entries)
+    sizes = {total: full}
+    found: dict[int, str] = {}
+
+    def fits(shown: int) -> bool:
+        html = _render_html(issue, config, slot, shown)
+        sizes[shown] = final_html_bytes(html, slot, config)
+        if sizes[shown] <= limit:
+            found[shown] = html
+        return sizes[shown] <= limit
+
+    if not fits(0):  # even the titles don't fit: the link alone
+        return 0, _render_html(issue, config, slot, 0, list_rest=False), False
+    low, high = 0, total  # `low` fits, `high` doesn't
+    guesses = 4  # then halving: a month whose sizes are far from a line still takes log2(entries) probes more
+    while high - low > 1:
+        if guesses and sizes[high] > sizes[low]:
+            guesses -= 1
+            probe = low + (limit - sizes[low]) * (high - low) // (sizes[high] - sizes[low])
+            probe = min(max(probe, low + 1), high - 1)
         else:
-            high = middle - 1
-    if low == 0 and final_html_bytes(best[0], slot, config) > limit:
-        best = _render(issue, config, slot, 0, list_rest=False)  # even the titles don't fit: the link alone
-    return low, *best
+            probe = (low + high + 1) // 2
+        if fits(probe):
+            low = probe
+        else:
+            high = probe
+    return low, found[low], True
 
 
-def _render(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: bool = True) -> tuple[str, str]:
+def _context(issue: Issue, config: Config, slot: str, shown: int, list_rest: bool = True) -> dict[str, Any]:
+    """What both parts' templates are given, with the first `shown` entries in full, by section."""
     entries = issue.entries
     keep = {id(e) for e in entries[:shown]}
     sections = [
@@ -140,16 +166,22 @@ def _render(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: b
         if any(id(e) in keep for e in section.entries)
     ]
     rest = list(entries[shown:])
-    context = {
+    return {
         "site": config.site,
         "sender": config.sender,
         "issue": issue,
         "more_count": len(rest),
         "more": rest if list_rest else [],
         "unsubscribe_url": Markup(slot),
+        "sections": sections,
     }
-    html_sections = [
-        (name, [(e, Markup(e.quote_html), Markup(e.body_html)) for e in chosen]) for name, chosen in sections
+
+
+def _render_html(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: bool = True) -> str:
+    context = _context(issue, config, slot, shown, list_rest)
+    sections = [
+        (name, [(e, Markup(e.quote_html), Markup(e.body_html)) for e in chosen])
+        for name, chosen in context.pop("sections")
     ]
     note = issue.note
     html_context = {
@@ -158,15 +190,16 @@ def _render(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: b
         "outro": Markup(note.outro_html if note else ""),
         "quotes": [(q, Markup(q.html)) for q in issue.quotes],
     }
-    html = inline_css(
-        mjml_to_html(render_template(config.paths.templates, "email.mjml", sections=html_sections, **html_context))
+    return inline_css(
+        mjml_to_html(render_template(config.paths.templates, "email.mjml", sections=sections, **html_context))
     )
-    return html, _render_text(issue, config, context, sections)
 
 
-def _render_text(issue: Issue, config: Config, context: dict, sections: list) -> str:
+def _render_text(issue: Issue, config: Config, context: dict[str, Any]) -> str:
     """The text part; its links are numbered in reading order: the introduction, the quotes, the
     entries, the outro."""
+    context = dict(context)
+    sections = context.pop("sections")
     notes = Footnotes()
     intro = commentary_text(issue.note.intro, notes) if issue.note else ""
     quotes = [(q, quote_text(q.text, notes)) for q in issue.quotes]
