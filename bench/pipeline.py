@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO))
 from digest import collect, publish  # noqa: E402
 from digest.config import load_config  # noqa: E402
 from digest.files import write_atomic  # noqa: E402
+from digest.render import markdown  # noqa: E402
 from digest.render.email import render_email  # noqa: E402
 from digest.render.feed import render_feeds  # noqa: E402
-from digest.render import markdown  # noqa: E402
 from digest.render.markdown import commentary_tree  # noqa: E402
 from digest.render.site import render_article, render_site  # noqa: E402
 
@@ -204,6 +204,7 @@ def collect_from_archive(root: Path, month: date, repeats: int) -> tuple[float, 
     collect.load_archive(config).issue(month)
     cold, after = time.perf_counter() - started, os.times()
     cpu = sum(after[:4]) - sum(before[:4])  # this process and the worker processes it waited for
+
     def warm_collect():  # as a new process would: from var/, not from this process's memory of it
         collect._READ_SHARDS.clear()
         collect._MADE.clear()
@@ -291,9 +292,9 @@ def archive_builds(root: Path, repeats: int) -> dict[str, float]:
             publish.build(config, ARCHIVE_MONTH, full=full)
             times.append(time.perf_counter() - started)
             cpu_times.append(time.process_time() - cpu_started)
-        cpu[f"{'warm_all' if full else 'warm_incremental'}{'_edited' if change else ''}{'_forget' if forget else ''}_cpu"] = statistics.median(
-            cpu_times
-        )
+        cpu[
+            f"{'warm_all' if full else 'warm_incremental'}{'_edited' if change else ''}{'_forget' if forget else ''}_cpu"
+        ] = statistics.median(cpu_times)
         return statistics.median(times)
 
     def scan() -> float:
@@ -518,7 +519,11 @@ def report_archives(archives: dict, ms) -> list[tuple[str, bool]]:
         "(ms, median, in-process; 'edited': one entry of the month changed before each build; 'edited_forget': the\n"
         " same, with the process's memory of the content-cache files and issues dropped first, as in a new process)"
     )
-    print("core speed: " + ", ".join(f"{e} months {row['spin']:.2f} s" for e, row in archives.items()) + " (0.39 s at its fastest here)")
+    print(
+        "core speed: "
+        + ", ".join(f"{e} months {row['spin']:.2f} s" for e, row in archives.items())
+        + " (0.39 s at its fastest here)"
+    )
     for earlier, row in archives.items():
         print(
             f"CPU, {earlier} earlier months: warm incremental {row['warm_incremental_cpu'] * 1000:.1f} ms, "

@@ -37,12 +37,7 @@ def _plainly_valid(given: str) -> bool:
     if len(given) > 254:
         return False
     match = _PLAIN_ADDRESS.fullmatch(given)
-    return (
-        match is not None
-        and len(match[1]) <= 64
-        and "--" not in match[2]
-        and match[3].lower() not in _REFUSED_TLDS
-    )
+    return match is not None and len(match[1]) <= 64 and "--" not in match[2] and match[3].lower() not in _REFUSED_TLDS
 
 
 def normalise(address: str) -> str:

@@ -242,7 +242,11 @@ class Archive:
             pooled = quotes.with_html(pooled) if pooled else None
             return make_issue(month, chosen, self.config, note, pooled)
         made_from = (
-            month, self.config.site, self.config.email, records, note.digest if note else None,
+            month,
+            self.config.site,
+            self.config.email,
+            records,
+            note.digest if note else None,
             (pooled.key, pooled.digest) if pooled else None,
         )  # fmt: skip (the records compare by identity first: a folder unchanged gives the same tuple)
         slot = (str(self.config.paths.content), month)  # one entry per month: an edit replaces what it held

@@ -144,7 +144,8 @@ _NOT_SIMPLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\
 # `key: value`, the key a plain word, the value a quoted string with no escape or doubled quote, or a plain
 # scalar on one line (no indicator first, no ': ' or ' #' inside, no space or ':' last)
 _SIMPLE_LINE = re.compile(
-    r"""([A-Za-z_][A-Za-z0-9_]*): (?:("[^"\\]*"|'[^']*')|([^-?:,\[\]{}#&*!|>'"%@` ](?:[^:#\n]|:(?! )|(?<! )#)*(?<![ :])))"""
+    r"""([A-Za-z_][A-Za-z0-9_]*): (?:("[^"\\]*"|'[^']*')|"""  # the key, then a quoted scalar
+    r"""([^-?:,\[\]{}#&*!|>'"%@` ](?:[^:#\n]|:(?! )|(?<! )#)*(?<![ :])))"""  # or a plain one
 )
 
 

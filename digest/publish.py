@@ -168,7 +168,7 @@ def write(rendered: Rendered, config: Config) -> tuple[Path, ...]:
     emails = config.paths.output / "email"
     groups: list[list[tuple[Path, bytes | str]]] = [
         pages,
-        list(zip((site / name for name in FEED_FILES), (feeds.rss, feeds.atom, feeds.json))),
+        list(zip((site / name for name in FEED_FILES), (feeds.rss, feeds.atom, feeds.json), strict=True)),
         [
             (emails / f"{rendered.issue.key}.html", rendered.email.html),
             (emails / f"{rendered.issue.key}.txt", rendered.email.text),

@@ -75,15 +75,24 @@ def near_length_limit(draw: st.DrawFn) -> str:
 plain = st.builds(  # mostly valid, with edges: upper case, every atext char, special-use and odd TLDs
     lambda lp, labels, end: lp + "@" + ".".join([*labels, end]),
     st.lists(atom, min_size=1, max_size=3).map(".".join),
-    st.lists(st.builds(lambda a, mid, b: a + mid + b, alnum, st.text(ldh_char, max_size=4), alnum) | alnum,
-             min_size=1, max_size=3),
+    st.lists(
+        st.builds(lambda a, mid, b: a + mid + b, alnum, st.text(ldh_char, max_size=4), alnum) | alnum,
+        min_size=1,
+        max_size=3,
+    ),
     st.sampled_from(["com", "org", "Uk", "example", *SPECIAL, *TLDS]),
 )
 space = st.sampled_from(["", "", "", " ", "\t", "\n", "\u00a0", "\u3000"])
 addresses = st.one_of(
     plain,
-    st.builds(lambda a, lp, at, d, b: a + lp + at + d + b,
-              space, local_part, st.sampled_from(["@", "@", "@", "@", "@@", "", "@x@"]), domain, space),
+    st.builds(
+        lambda a, lp, at, d, b: a + lp + at + d + b,
+        space,
+        local_part,
+        st.sampled_from(["@", "@", "@", "@", "@@", "", "@x@"]),
+        domain,
+        space,
+    ),
     st.builds(lambda name, d: f"{name} <writer@{d}>", st.sampled_from(["Writer", '"W, X"']), domain),
     near_length_limit(),
     st.text(),

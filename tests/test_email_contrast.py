@@ -5,10 +5,9 @@ tests/artifacts/ (gitignored)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-
-from dataclasses import replace
 
 import pytest
 from test_browser import ARTIFACTS, browser  # noqa: F401 - the shared Chromium fixture

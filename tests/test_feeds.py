@@ -9,10 +9,10 @@ from xml.etree import ElementTree
 
 import feedparser
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from conftest import site_settings
 from html_safety import executable
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_render import HOSTILE
 
 from digest.collect import load_archive
@@ -178,7 +178,7 @@ def test_the_json_feed_is_what_json_dumps_writes_byte_for_byte(two_months, artic
     config = two_months.config()
     config = replace(config, site=replace(config.site, title=title, description=description))
     issues = load_archive(config).recent(2)
-    contents = dict(zip([i.key for i in issues], articles))
+    contents = dict(zip([i.key for i in issues], articles, strict=True))
     for _ in range(2):
         written = render_feeds(issues, contents, config).json
         assert written == json.dumps(json.loads(written), ensure_ascii=False, indent=2).encode() + b"\n"

@@ -80,7 +80,9 @@ def test_the_fast_load_equals_the_safe_loaders(pairs, with_anchor):
     assert lines == content._parsed_front_matter(front)[1], front  # each key's line, as the parser's marks give it
 
 
-tricky = st.text(st.sampled_from("abcXYZ019 .,:#-?'\"!&*[]{}|>%@`~/=<\\\té—读ש🎉\x85\u2028\x7f"), min_size=1, max_size=16)
+tricky = st.text(
+    st.sampled_from("abcXYZ019 .,:#-?'\"!&*[]{}|>%@`~/=<\\\té—读ש🎉\x85\u2028\x7f"), min_size=1, max_size=16
+)
 safe = st.text(st.sampled_from("abcXYZ0129 .,/—é读ש🎉'\"#:-?()!"), min_size=1, max_size=16)
 calm = st.text(st.sampled_from("abcXYZ0129 .,/—é读ש🎉()!-:#"), min_size=1, max_size=16).map(str.strip).filter(bool)
 anything = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
@@ -94,7 +96,14 @@ simple_keys = st.integers(0, 9).flatmap(lambda n: text_values if n == 0 else wor
     st.lists(
         st.tuples(
             simple_keys,
-            st.one_of(plain, dates, text_values, text_values, st.one_of(calm, text_values).map(lambda v: f'"{v}"'), st.one_of(calm, text_values).map(lambda v: f"'{v}'")),
+            st.one_of(
+                plain,
+                dates,
+                text_values,
+                text_values,
+                st.one_of(calm, text_values).map(lambda v: f'"{v}"'),
+                st.one_of(calm, text_values).map(lambda v: f"'{v}'"),
+            ),
         ),
         min_size=1,
         max_size=5,

@@ -5,8 +5,8 @@ subscriber in `To`; and verifies with dkimpy when a key is configured."""
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email import errors, message_from_bytes, message_from_string, policy
 from pathlib import Path

@@ -198,7 +198,9 @@ def test_the_index_and_feeds_are_taken_from_the_output_until_someone_changes_the
             (output / change).write_bytes(body[: len(body) // 2])
         rendered.clear()
         publish.build(archive.config(), date(2025, 2, 1))
-        assert rendered == ([] if change is None else ["render_index_page"] if change == "index.html" else ["render_feeds"])
+        assert rendered == (
+            [] if change is None else ["render_index_page"] if change == "index.html" else ["render_feeds"]
+        )
         assert_same_as_full_build(archive, cli, tmp_path)
 
 
@@ -404,7 +406,11 @@ def test_a_long_running_process_sees_every_change_its_memory_of_the_archive_coul
         """Each month's issue and digest (the render cache's key), and every problem, duplicates included."""
         archive = collect.load_archive(config, strict=False)
         months = archive.months()
-        return [archive.issue(m, html=False) for m in months], [archive.month_digest(m) for m in months], archive.problems
+        return (
+            [archive.issue(m, html=False) for m in months],
+            [archive.month_digest(m) for m in months],
+            archive.problems,
+        )
 
     def from_scratch(config) -> tuple:
         collect._READ_SHARDS.clear()

@@ -15,7 +15,10 @@ from web_pages import Site
 from digest.jobs import log_links
 from digest.links import Limits, LinkStatus, check_urls
 
-QUICK = {"links_timeout": 2, "links_retries": 0}  # a hung server costs 2 s (a loaded machine answers the rest well within), a 500 one request
+QUICK = {
+    "links_timeout": 2,
+    "links_retries": 0,
+}  # a hung server costs 2 s (a loaded machine answers the rest well within), a 500 one request
 
 
 @pytest.fixture

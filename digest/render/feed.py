@@ -80,8 +80,13 @@ def _json_feed(issues: Sequence[Issue], articles: dict[str, str], config: Config
     }
     items = [
         _json_item(
-            item_id(issue, config), issue.permalink, issue.subject, issue.preheader, articles[issue.key],
-            issue.published.isoformat(), tuple(s.name for s in issue.sections),
+            item_id(issue, config),
+            issue.permalink,
+            issue.subject,
+            issue.preheader,
+            articles[issue.key],
+            issue.published.isoformat(),
+            tuple(s.name for s in issue.sections),
         )  # fmt: skip
         for issue in reversed(issues)
     ]
@@ -92,9 +97,7 @@ def _json_feed(issues: Sequence[Issue], articles: dict[str, str], config: Config
 
 
 @functools.lru_cache(maxsize=64)
-def _json_item(
-    id: str, url: str, title: str, summary: str, content: str, published: str, tags: tuple[str, ...]
-) -> str:
+def _json_item(id: str, url: str, title: str, summary: str, content: str, published: str, tags: tuple[str, ...]) -> str:
     """One item as `json.dumps(feed, indent=2)` writes it inside "items" (JSON strings hold no raw newline, so
     indenting every line is exact)."""
     item = {
