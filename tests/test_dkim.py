@@ -8,13 +8,15 @@ import os
 import pickle
 import re
 import secrets
+import signal
+from collections import Counter
 from pathlib import Path
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from delivery_support import add_subscribers, digest, write_project
+from delivery_support import add_subscribers, digest, start_digest, write_project
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from digest.config import load_config
 from digest.delivery.dkim import DkimKey, DkimSigner
 from digest.delivery.message import DKIM_HEADERS, Composer, Recipient, _dkim_signer
 from digest.errors import ConfigError, DeliveryError
+from digest.store import deliveries, open_store
 
 DOMAIN = "links.example.com"
 RSA_SELECTOR, ED_SELECTOR = "s2026", "e2026"
@@ -456,6 +459,40 @@ def test_send_over_smtp_signs_every_message_twice(tmp_path, keys, smtp_server):
     digest(project, "send", check=True)
     # a set: a retry on a loaded machine may resend a message, with the same signature
     assert {r for m in smtp_server.messages for r in m.rcpt_tos} == set(addresses)
+    for received in smtp_server.messages:
+        assert verified(received.content, keys) == [True, True]
+
+
+@pytest.mark.slow
+def test_a_signed_send_on_one_connection_stopped_midway_then_rerun_sends_each_message_once(tmp_path, keys, smtp_server):
+    """One connection composes each signed message while the one before is sent (dispatch._ComposeAhead).
+    Across batches, a temporary failure, a SIGTERM midway and a rerun, each reader still gets exactly one
+    message, every message verifies, and a message composed ahead but not sent is never lost."""
+    project = write_project(
+        tmp_path / "p",
+        smtp_port=smtp_server.port,
+        delivery="batch_size = 7",
+        smtp="connections = 1",
+        extra=dkim_table(keys),
+    )
+    addresses = add_subscribers(project, 40)
+    smtp_server.recorder.faults.rcpt_once = {addresses[3]: "451 4.7.1 try again later"}
+    smtp_server.recorder.faults.delay = 0.02
+    run = start_digest(project, "send")
+    smtp_server.recorder.wait_for(12, timeout=60)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1 and "stopped:" in out, out + err
+    assert 12 <= len(smtp_server.messages) < 40
+    store = open_store(load_config(project / "digest.toml"))
+    counts = deliveries.counts(store, deliveries.get_issue(store, "2025-02").id)
+    store.close()
+    assert counts["sending"] == 0  # the message composed ahead was given back with the rest of its batch
+    assert counts["sent"] == len(smtp_server.messages)
+    smtp_server.recorder.faults.delay = 0
+    digest(project, "send", check=True)
+    assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
+    assert len({m.message_id for m in smtp_server.messages}) == 40
     for received in smtp_server.messages:
         assert verified(received.content, keys) == [True, True]
 
