@@ -199,8 +199,9 @@ def list_id_header(config: Config) -> str:
 def _dkim_signer(config: Config) -> DkimSigner | None:
     """raw -> its DKIM-Signature header(s), keys parsed once per Composer; None without [dkim].
 
-    The signer costs 1.1-1.2x one bare RSA-2048 signature per message in-process, 1.3-1.5x in a
-    whole send on a busy machine (bench/send.py --dkim); dkimpy, which this replaced, took about 15x.
+    The signer costs 1.1-1.3x one bare RSA-2048 signature per message in-process (bench/send.py --dkim);
+    dkimpy, which this replaced, took about 15x. A send on one connection signs the next message while
+    the current one is on the wire (dispatch._ComposeAhead).
     """
     if config.dkim is None:
         return None
