@@ -367,7 +367,7 @@ class _ComposeAhead:
     Composing is all but free unsigned; signed, it is one RSA signature (about 0.2 ms), during which
     `cryptography` lets go of the GIL. A lone connection mostly waits on the socket while a message goes out
     (its data, then the server's reply), so the next message's signature is made in that wait, on a thread
-    of its own (bench/send.py --dkim: 1.5x one bare signature per message -> 0.6x). With several
+    of its own (bench/send.py --dkim: 1.5x one bare signature per message -> 0.6-0.9x). With several
     connections, the others fill that wait already, and a thread each only adds switching (1.3x -> 1.7x).
     Composing has no side effects: a message composed but not sent (the send halted) is dropped, and its
     claim released like the others."""
