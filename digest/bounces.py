@@ -255,7 +255,7 @@ class MaildirSource(MailSource):
         self.box = mailbox.Maildir(path, factory=None, create=False)
 
     def messages(self) -> Iterator[Item]:
-        for key in sorted(self.box.keys()):
+        for key in sorted(self.box.keys(), key=delivery_order):
             try:
                 yield Item(key, self.box.get_bytes(key))
             except (KeyError, FileNotFoundError):  # taken by another reader meanwhile
@@ -270,6 +270,16 @@ class MaildirSource(MailSource):
             message.set_subdir("cur")
             message.add_flag("S")
             self.box[item.ref] = message
+
+
+_RUNS = re.compile(r"(\d+)")
+
+
+def delivery_order(key: str) -> tuple[tuple[int, int | str], ...]:
+    """A Maildir file name's place in delivery order: its numbers compared as numbers. Names start with the
+    delivery's second, then (Dovecot, Python's mailbox) `M` and the microseconds unpadded, so plain string
+    order put a message of .100000 s before one of .99999 s in the same second."""
+    return tuple((0, int(run)) if run.isdigit() else (1, run) for run in _RUNS.split(key) if run)
 
 
 class ImapSource(MailSource):

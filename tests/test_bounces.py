@@ -207,6 +207,27 @@ def test_a_maildir_that_is_not_one_is_an_error_not_a_traceback(tmp_path, relay):
     assert f"{tmp_path / 'nowhere'}: not a Maildir (no new/ and cur/ folders)" in result.stderr + result.stdout
 
 
+def test_a_maildir_is_read_in_delivery_order_whatever_its_names_sort_as(tmp_path):
+    """Maildir names carry the delivery's second and unpadded microseconds (`1733222222.M99999P7Q1.host`):
+    as strings, .100000 s sorted before .99999 s of the same second, and the report listed the messages
+    left unread in another order than they came."""
+    box = mailbox.Maildir(tmp_path / "box", create=True)
+    names = [  # in delivery order
+        "1733222222.M99999P7Q1.host",
+        "1733222222.M100000P7Q2.host",
+        "1733222222.M100000P7Q10.host",
+        "1733222223.M5P7Q11.host",
+        "1733222223.M5P7Q11.host,S=1234",  # (Dovecot adds the size; the same delivery, copied)
+        "1733222230.V803I1a2M12345.mx",
+    ]
+    for number, name in enumerate(reversed(names)):
+        (tmp_path / "box" / "new" / name).write_bytes(f"Subject: {len(names) - number}\n\nbody\n".encode())
+    read = [item.ref for item in bounces.MaildirSource(tmp_path / "box").messages()]
+    assert read == names
+    assert sorted(names) != names  # the case string order got wrong
+    assert box.get_bytes(read[0]).startswith(b"Subject: 1\n")
+
+
 # -- IMAP ------------------------------------------------------------------------------------------
 
 
