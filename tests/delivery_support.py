@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,15 @@ def start_digest(root: Path, *args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def send_stopped_midway(root: Path, server: SmtpServer, after: int) -> None:
+    """`digest send`, stopped with SIGTERM once the server has `after` messages: it must stop gracefully."""
+    run = start_digest(root, "send")
+    server.recorder.wait_for(after, timeout=60)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1 and "stopped:" in out, out + err
 
 
 def add_subscribers(root: Path, count: int, prefix: str = "reader") -> list[str]:

@@ -7,21 +7,11 @@ import signal
 from collections import Counter
 
 import pytest
-from delivery_support import add_subscribers, digest, start_digest
+from delivery_support import add_subscribers, digest, issue_counts, send_stopped_midway, start_digest
 
 from digest.config import load_config
 from digest.store import open_store
 from digest.store import subscribers as subs
-
-
-def status_counts(root) -> dict[str, int]:
-    from digest.store import deliveries as ledger
-
-    store = open_store(load_config(root / "digest.toml"))
-    issue = ledger.get_issue(store, "2025-02")
-    counts = ledger.counts(store, issue.id)
-    store.close()
-    return counts
 
 
 def test_each_active_subscriber_receives_exactly_one_message(smtp_project, smtp_server):
@@ -91,7 +81,7 @@ def test_temporary_failures_give_up_after_max_attempts(make_project, smtp_server
     result = digest(project, "send")
     assert result.returncode == 1
     assert smtp_server.recorder.attempts[addresses[0]] == 3
-    assert status_counts(project)["failed"] == 1
+    assert issue_counts(project)["failed"] == 1
     store = open_store(load_config(project / "digest.toml"))
     assert subs.get(store, addresses[0]).status == "active"  # a full mailbox is not a hard bounce
     # --retry-failed tries the permanent failures on purpose
@@ -135,7 +125,7 @@ def test_two_concurrent_sends_deliver_once(make_project, smtp_server):
     outputs = [r.communicate(timeout=120) for r in runs]
     assert all(r.returncode == 0 for r in runs), outputs
     assert smtp_server.recorder.by_recipient() == Counter({a: 1 for a in addresses})
-    assert status_counts(project)["sent"] == 120
+    assert issue_counts(project)["sent"] == 120
 
 
 @pytest.mark.slow
@@ -162,7 +152,7 @@ def test_kill_9_mid_send_then_rerun_serves_everyone_with_at_most_connections_dup
         assert len(ids) == 1
     reported = int(rerun.stdout.split("resent ")[1].split(" ")[0]) if "resent " in rerun.stdout else 0
     assert len(duplicates) <= reported <= connections
-    assert status_counts(project)["sent"] == 150
+    assert issue_counts(project)["sent"] == 150
 
 
 @pytest.mark.slow
@@ -170,12 +160,8 @@ def test_sigterm_stops_gracefully_and_a_rerun_finishes(make_project, smtp_server
     project = make_project(smtp_port=smtp_server.port, delivery="batch_size = 10")
     addresses = add_subscribers(project, 80)
     smtp_server.recorder.faults.delay = 0.02
-    run = start_digest(project, "send")
-    smtp_server.recorder.wait_for(10, timeout=60)
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == 1 and "stopped:" in out, out + err
-    counts = status_counts(project)
+    send_stopped_midway(project, smtp_server, after=10)
+    counts = issue_counts(project)
     assert counts["sending"] == 0  # everything in flight was recorded or given back
     assert counts["sent"] == len(smtp_server.messages)
     digest(project, "send", check=True)

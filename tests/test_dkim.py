@@ -8,7 +8,6 @@ import os
 import pickle
 import re
 import secrets
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from delivery_support import add_subscribers, digest, start_digest, write_project
+from delivery_support import add_subscribers, digest, issue_counts, send_stopped_midway, write_project
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +24,6 @@ from digest.config import load_config
 from digest.delivery.dkim import DkimKey, DkimSigner
 from digest.delivery.message import DKIM_HEADERS, Composer, Recipient, _dkim_signer
 from digest.errors import ConfigError, DeliveryError
-from digest.store import deliveries, open_store
 
 DOMAIN = "links.example.com"
 RSA_SELECTOR, ED_SELECTOR = "s2026", "e2026"
@@ -478,15 +476,9 @@ def test_a_signed_send_on_one_connection_stopped_midway_then_rerun_sends_each_me
     addresses = add_subscribers(project, 40)
     smtp_server.recorder.faults.rcpt_once = {addresses[3]: "451 4.7.1 try again later"}
     smtp_server.recorder.faults.delay = 0.02
-    run = start_digest(project, "send")
-    smtp_server.recorder.wait_for(12, timeout=60)
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == 1 and "stopped:" in out, out + err
+    send_stopped_midway(project, smtp_server, after=12)
     assert 12 <= len(smtp_server.messages) < 40
-    store = open_store(load_config(project / "digest.toml"))
-    counts = deliveries.counts(store, deliveries.get_issue(store, "2025-02").id)
-    store.close()
+    counts = issue_counts(project)
     assert counts["sending"] == 0  # the message composed ahead was given back with the rest of its batch
     assert counts["sent"] == len(smtp_server.messages)
     smtp_server.recorder.faults.delay = 0

@@ -382,11 +382,14 @@ class _ComposeAhead:
             for claim in batch:
                 yield claim, self.compose(claim)
             return
-        following = self.pool.submit(self.compose, batch[0]) if batch else None
+        if not batch:
+            return
+        following = self.pool.submit(self.compose, batch[0])
         for index, claim in enumerate(batch):
             current = following
-            following = self.pool.submit(self.compose, batch[index + 1]) if index + 1 < len(batch) else None
-            yield claim, current.result()  # type: ignore[union-attr]
+            if index + 1 < len(batch):
+                following = self.pool.submit(self.compose, batch[index + 1])
+            yield claim, current.result()
 
     def close(self) -> None:
         if self.pool is not None:

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from digest.collect import Issue
 from digest.config import Config
-from digest.content import SLOT_PREFIX  # content containing it is refused
+from digest.content import SLOT_PREFIX, Entry  # (content containing the slot prefix is refused)
 from digest.gcpause import stage
 from digest.render import TemplateError, render_template
 from digest.render.text import Footnotes, commentary_text, footnote_list, quote_text, url_line, wrap
@@ -105,7 +105,7 @@ def render_email(issue: Issue, config: Config) -> RenderedEmail:
         )
     for warning in warnings:
         log.warning("%s", warning)
-    text = _render_text(issue, config, _context(issue, config, slot, shown, list_rest))
+    text = _render_text(issue, config, *_context(issue, config, slot, shown, list_rest))
     html, text, slot = settled_slot(html, text, slot)
     return RenderedEmail(issue.key, issue.subject, html, text, slot, tuple(warnings), total, shown, full, fits)
 
@@ -156,8 +156,10 @@ def _fit(issue: Issue, config: Config, slot: str, limit: int, full: int) -> tupl
     return low, found[low], True
 
 
-def _context(issue: Issue, config: Config, slot: str, shown: int, list_rest: bool = True) -> dict[str, Any]:
-    """What both parts' templates are given, with the first `shown` entries in full, by section."""
+def _context(
+    issue: Issue, config: Config, slot: str, shown: int, list_rest: bool = True
+) -> tuple[dict[str, Any], list[tuple[str, list[Entry]]]]:
+    """What both parts' templates are given, and the first `shown` entries, shown in full, by section."""
     entries = issue.entries
     keep = {id(e) for e in entries[:shown]}
     sections = [
@@ -173,15 +175,13 @@ def _context(issue: Issue, config: Config, slot: str, shown: int, list_rest: boo
         "more_count": len(rest),
         "more": rest if list_rest else [],
         "unsubscribe_url": Markup(slot),
-        "sections": sections,
-    }
+    }, sections
 
 
 def _render_html(issue: Issue, config: Config, slot: str, shown: int, *, list_rest: bool = True) -> str:
-    context = _context(issue, config, slot, shown, list_rest)
+    context, chosen_sections = _context(issue, config, slot, shown, list_rest)
     sections = [
-        (name, [(e, Markup(e.quote_html), Markup(e.body_html)) for e in chosen])
-        for name, chosen in context.pop("sections")
+        (name, [(e, Markup(e.quote_html), Markup(e.body_html)) for e in chosen]) for name, chosen in chosen_sections
     ]
     note = issue.note
     html_context = {
@@ -195,11 +195,9 @@ def _render_html(issue: Issue, config: Config, slot: str, shown: int, *, list_re
     )
 
 
-def _render_text(issue: Issue, config: Config, context: dict[str, Any]) -> str:
+def _render_text(issue: Issue, config: Config, context: dict[str, Any], sections: list) -> str:
     """The text part; its links are numbered in reading order: the introduction, the quotes, the
     entries, the outro."""
-    context = dict(context)
-    sections = context.pop("sections")
     notes = Footnotes()
     intro = commentary_text(issue.note.intro, notes) if issue.note else ""
     quotes = [(q, quote_text(q.text, notes)) for q in issue.quotes]
